@@ -1,0 +1,44 @@
+# Single entry point for developers and CI. `make test` is the command the
+# README documents and .ci/run executes.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Every Go module in the repository, found from its go.mod (not only those in
+# go.work), so a module that only builds inside the workspace is caught.
+MODULES := $(shell find . -name go.mod -not -path './dist/*' -not -path '*/vendor/*' -not -path '*/testdata/*' -printf '%h\n' | sort)
+GOTEST_FLAGS ?= -race -count=1
+
+.PHONY: help
+help: ## List targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: test
+test: fmt-check vet tidy-check ## gofmt check, vet, tidy check and go test -race in every module.
+	@for m in $(MODULES); do \
+	  echo "=== go test $$m"; \
+	  (cd $$m && go test $(GOTEST_FLAGS) ./...) || exit 1; \
+	done
+
+.PHONY: fmt-check
+fmt-check: ## Fail if any Go file is not gofmt-formatted.
+	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path '*/vendor/*')); \
+	if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
+
+.PHONY: vet
+vet: ## go vet every module.
+	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
+
+.PHONY: tidy-check
+tidy-check: ## Fail if any go.mod or go.sum is not tidy (each module on its own, GOWORK=off).
+	@for m in $(MODULES); do \
+	  (cd $$m && GOWORK=off go mod tidy -diff >/dev/null) || { echo "go.mod/go.sum of $$m is not tidy: run (cd $$m && GOWORK=off go mod tidy)"; exit 1; }; \
+	done
+
+.PHONY: bench
+bench: ## Idempotency and baseline benchmarks against one PostgreSQL (see docs/benchmarks.md).
+	cd shared && go test -run '^$$' -bench . -benchtime 2s ./idempotency/
+
+.PHONY: modules
+modules: ## Print every Go module directory.
+	@printf '%s\n' $(MODULES)

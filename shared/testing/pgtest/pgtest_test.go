@@ -1,0 +1,34 @@
+package pgtest_test
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"example.com/platform/shared/testing/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func TestEachTestGetsItsOwnDatabase(t *testing.T) {
+	ctx := context.Background()
+	a := pgtest.NewPool(t)
+	b := pgtest.NewPool(t)
+	if _, err := a.Exec(ctx, "CREATE TABLE x (id int)"); err != nil {
+		t.Fatal(err)
+	}
+	var exists bool
+	if err := b.QueryRow(ctx, "SELECT to_regclass('x') IS NOT NULL").Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if exists {
+		t.Fatal("table created in one test database is visible in another")
+	}
+	var fsync string
+	if err := a.QueryRow(ctx, "SHOW fsync").Scan(&fsync); err != nil {
+		t.Fatal(err)
+	}
+	if fsync != "on" {
+		t.Fatalf("fsync = %q, want on", fsync)
+	}
+}
