@@ -1,5 +1,3 @@
-// Package retry classifies errors as permanent or transient and retries
-// transient failures with exponential backoff and full jitter.
 package retry
 
 import (
