@@ -25,11 +25,11 @@ const (
 
 // Errors returned by the parsers; match them with errors.Is.
 var (
-	ErrInvalidTraceparent  = errors.New("invalid traceparent")
-	ErrInvalidCloudTrace   = errors.New("invalid X-Cloud-Trace-Context")
-	errAllZero             = errors.New("must not be all zeros")
-	errNotLowerHex         = errors.New("must be lower-case hex")
-	flagSampled       byte = 0x01
+	ErrInvalidTraceparent      = errors.New("invalid traceparent")
+	ErrInvalidCloudTrace       = errors.New("invalid X-Cloud-Trace-Context")
+	errAllZero                 = errors.New("must not be all zeros")
+	errNotLowerHex             = errors.New("must be lower-case hex")
+	flagSampled           byte = 0x01
 )
 
 // TraceContext is one W3C trace context: a trace id shared by every span
