@@ -43,9 +43,10 @@ type Policy struct {
 	Max time.Duration
 	// Multiplier is the growth of the upper bound per retry (default 2).
 	Multiplier float64
-	// Budget is the time from the start of Do after which no further wait
-	// begins (default 10s). It never extends the context deadline. A running
-	// call of fn is bounded only by its context.
+	// Budget is the time from the start of Do past which no wait may end
+	// (default 10s): a wait that would end later is not begun and Do returns
+	// the last error. It never extends the context deadline. A running call
+	// of fn is bounded only by its context.
 	Budget time.Duration
 
 	// hooks replaces the clock, the sleep and the random source in tests.

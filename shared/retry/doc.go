@@ -59,8 +59,8 @@
 //	Initial      100ms    upper bound of the first wait
 //	Max          5s       upper bound of any computed wait
 //	Multiplier   2.0      growth of the upper bound per retry
-//	Budget       10s      total time from the start of Do after which no
-//	                      further wait begins
+//	Budget       10s      time from the start of Do past which no wait may
+//	                      end (running calls are bounded by ctx only)
 //
 // Before retry n (n = 1 after the first failure) Do waits a uniformly random
 // duration in [0, min(Max, Initial*Multiplier^(n-1))] ("full jitter"). A
