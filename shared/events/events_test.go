@@ -1,0 +1,322 @@
+package events
+
+import (
+	"context"
+	"net/http"
+	"encoding/json"
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"example.com/platform/shared/manifest"
+	"example.com/platform/shared/messaging"
+	"example.com/platform/shared/observability"
+	"example.com/platform/shared/retry"
+)
+
+var wantTopics = map[string]string{
+	TypeOrderCreated:       "order.created",
+	TypePaymentProcessed:   "payment.processed",
+	TypePaymentFailed:      "payment.failed",
+	TypeShipmentDispatched: "shipment.dispatched",
+}
+
+func TestRoundTripThroughNoWrapperPush(t *testing.T) {
+	for _, p := range validPayloads() {
+		t.Run(p.EventType(), func(t *testing.T) {
+			topic, m, err := NewMessage(context.Background(), testSource, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if topic != wantTopics[p.EventType()] {
+				t.Fatalf("topic = %q, want %q", topic, wantTopics[p.EventType()])
+			}
+			in, err := DecodeRequest(noWrapperRequest(m, defaultMeta), 0)
+			if err != nil {
+				t.Fatalf("DecodeRequest: %v", err)
+			}
+			if !reflect.DeepEqual(in.Payload, p) {
+				t.Fatalf("payload = %#v, want %#v", in.Payload, p)
+			}
+			again, err := Decode(in.Event)
+			if err != nil || !reflect.DeepEqual(again, p) {
+				t.Fatalf("Decode(in.Event) = %#v, %v", again, err)
+			}
+			// The reconstructed message is the published one, byte for byte,
+			// without the transport headers.
+			if !reflect.DeepEqual(in.Message, m) {
+				t.Fatalf("message =\n%#v\nwant\n%#v", in.Message, m)
+			}
+			want := Delivery{
+				Subscription: defaultMeta.Subscription, MessageID: defaultMeta.MessageID,
+				OrderingKey: orderID, PublishTime: time.Date(2026, 5, 1, 12, 30, 46, 5e8, time.UTC), Attempt: 2,
+			}
+			if !reflect.DeepEqual(in.Delivery, want) {
+				t.Fatalf("delivery = %+v, want %+v", in.Delivery, want)
+			}
+			if in.Event.ID() != m.Attributes["ce-id"] || in.Event.Subject() != orderID || !in.Event.Time().Equal(t0) ||
+				in.Event.Source() != testSource || in.Event.DataSchema() != SchemaBase+p.EventType()+".json" {
+				t.Fatalf("event = %v", in.Event)
+			}
+		})
+	}
+}
+
+func TestEncodeBinaryMode(t *testing.T) {
+	p := validOrderCreated()
+	ev, err := New(testSource, p, WithExtension("tenant", "acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := uuid.Parse(ev.ID()); err != nil {
+		t.Fatalf("id %q is not a UUID", ev.ID())
+	}
+	m, err := Encode(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"ce-id":          ev.ID(),
+		"ce-source":      testSource,
+		"ce-type":        "com.example.orders.order.created.v1",
+		"ce-specversion": "1.0",
+		"ce-subject":     orderID,
+		"ce-time":        "2026-05-01T12:30:45.123456789Z",
+		"ce-dataschema":  "https://example.com/schemas/events/com.example.orders.order.created.v1.json",
+		"ce-tenant":      "acme",
+		"Content-Type":   "application/json",
+	}
+	if !maps.Equal(m.Attributes, want) {
+		t.Fatalf("attributes =\n%v\nwant\n%v", m.Attributes, want)
+	}
+	if m.OrderingKey != orderID {
+		t.Fatalf("ordering key = %q", m.OrderingKey)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(m.Data, &body); err != nil {
+		t.Fatalf("body is not JSON: %v", err)
+	}
+	if body["order_id"] != orderID || body["total"] != float64(3499) || body["currency"] != "EUR" ||
+		body["created_at"] != "2026-05-01T12:30:45.123456789Z" {
+		t.Fatalf("body = %s", m.Data)
+	}
+	items := body["items"].([]any)
+	if it := items[0].(map[string]any); it["sku"] != "SKU-1" || it["quantity"] != float64(2) || it["unit_price"] != float64(1250) {
+		t.Fatalf("items = %v", items)
+	}
+	ev2, err := New(testSource, p)
+	if err != nil || ev2.ID() == ev.ID() {
+		t.Fatalf("two events share id %s (%v)", ev.ID(), err)
+	}
+	ev3, err := New(testSource, p, WithID("outbox-1"), WithTime(t0.Add(time.Hour)))
+	if err != nil || ev3.ID() != "outbox-1" || !ev3.Time().Equal(t0.Add(time.Hour)) {
+		t.Fatalf("options not applied: %v %v", ev3, err)
+	}
+}
+
+func TestNewRejectsInvalidPayload(t *testing.T) {
+	p := validOrderCreated()
+	p.Currency = "XXX"
+	_, err := New(testSource, p)
+	if !errors.Is(err, retry.ErrPermanent) || !errors.Is(err, ErrInvalidPayload) ||
+		!strings.Contains(err.Error(), `currency: unknown ISO 4217 currency code "XXX"`) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := New("", validOrderCreated()); err == nil || !strings.Contains(err.Error(), "source is required") {
+		t.Fatalf("empty source: %v", err)
+	}
+}
+
+func TestTracePropagation(t *testing.T) {
+	const incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	parent, err := observability.ParseTraceparent(incoming)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The producer's context carries the trace: the message gets a child span.
+	ctx := observability.WithTrace(context.Background(), parent)
+	_, m, err := NewMessage(ctx, testSource, validOrderCreated())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := m.Attributes["traceparent"]
+	if tp == "" || m.Attributes["ce-traceparent"] != tp {
+		t.Fatalf("attributes = %v", m.Attributes)
+	}
+	out, err := observability.ParseTraceparent(tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.TraceID != parent.TraceID || out.SpanID == parent.SpanID || !out.Sampled {
+		t.Fatalf("outgoing %+v is not a child of %+v", out, parent)
+	}
+
+	// The consumer reads it back, even when the front end replaced the
+	// plain traceparent header with its own.
+	req := noWrapperRequest(m, defaultMeta)
+	req.Header.Set("Traceparent", "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01")
+	in, err := DecodeRequest(req, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := in.Trace()
+	if !ok || got.TraceID != parent.TraceID || got.SpanID != out.SpanID {
+		t.Fatalf("incoming trace = %+v %v, want span %s of trace %s", got, ok, out.SpanID, parent.TraceID)
+	}
+
+	// Handling it continues the trace on the next hop and labels the logs.
+	hctx := in.Context(context.Background())
+	htc, ok := observability.TraceFromContext(hctx)
+	if !ok || htc.TraceID != parent.TraceID {
+		t.Fatalf("handler trace = %+v", htc)
+	}
+	labels := observability.LabelsFromContext(hctx)
+	if labels["event_id"] != in.Event.ID() || labels["event_type"] != TypeOrderCreated ||
+		labels["ordering_key"] != orderID || labels["delivery_attempt"] != "2" ||
+		labels["subscription"] != defaultMeta.Subscription {
+		t.Fatalf("labels = %v", labels)
+	}
+	p := PaymentProcessed{OrderID: orderID, PaymentID: paymentID, Amount: 1, Currency: "EUR", GatewayReference: "g", ProcessedAt: t0}
+	_, next, err := NewMessage(hctx, testSource, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nt, err := observability.ParseTraceparent(next.Attributes["traceparent"])
+	if err != nil || nt.TraceID != parent.TraceID || nt.SpanID == htc.SpanID {
+		t.Fatalf("next hop trace = %+v (%v)", nt, err)
+	}
+
+	// Without trace context in ctx, no trace attributes are invented.
+	_, plain, err := NewMessage(context.Background(), testSource, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := plain.Attributes["traceparent"]; ok {
+		t.Fatalf("traceparent without a trace: %v", plain.Attributes)
+	}
+	// A message whose only trace is the plain attribute (another producer).
+	delete(m.Attributes, "ce-traceparent")
+	in, err = DecodeRequest(noWrapperRequest(m, defaultMeta), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := in.Trace(); !ok || got.SpanID != out.SpanID {
+		t.Fatalf("trace from attribute = %+v %v", got, ok)
+	}
+}
+
+func TestEventarcEnvelope(t *testing.T) {
+	ctx := observability.WithTrace(context.Background(), observability.NewTrace(true))
+	_, m, err := NewMessage(ctx, testSource, validOrderCreated())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, req := range map[string]func() *http.Request{
+		"binary":     func() *http.Request { return eventarcBinaryRequest(t, m) },
+		"structured": func() *http.Request { return eventarcStructuredRequest(t, m) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			in, err := DecodeRequest(req(), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(in.Payload, validOrderCreated()) {
+				t.Fatalf("payload = %#v", in.Payload)
+			}
+			if in.Event.Type() != TypeOrderCreated || in.Event.ID() != m.Attributes["ce-id"] {
+				t.Fatalf("event = %v", in.Event)
+			}
+			if !reflect.DeepEqual(in.Message, m) {
+				t.Fatalf("message = %#v, want the inner Pub/Sub message %#v", in.Message, m)
+			}
+			if in.Delivery.MessageID != defaultMeta.MessageID || in.Delivery.OrderingKey != orderID ||
+				in.Delivery.Subscription != "projects/p/subscriptions/eventarc-us-central1-trigger-sub-000" ||
+				in.Delivery.PublishTime.IsZero() {
+				t.Fatalf("delivery = %+v", in.Delivery)
+			}
+			if tc, ok := in.Trace(); !ok || tc.Traceparent() != m.Attributes["traceparent"] {
+				t.Fatalf("trace = %+v %v", tc, ok)
+			}
+		})
+	}
+}
+
+func TestStructuredDomainEvent(t *testing.T) {
+	ev, err := New(testSource, validOrderCreated())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := messaging.Message{Data: body, Attributes: map[string]string{"Content-Type": "application/cloudevents+json"}, OrderingKey: orderID}
+	in, err := DecodeRequest(noWrapperRequest(m, defaultMeta), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in.Payload, validOrderCreated()) || in.Event.ID() != ev.ID() {
+		t.Fatalf("payload = %#v, event %v", in.Payload, in.Event)
+	}
+}
+
+func TestDecodeAs(t *testing.T) {
+	ev, err := New(testSource, validOrderCreated())
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc, err := DecodeAs[OrderCreated](ev)
+	if err != nil || oc.OrderID != orderID {
+		t.Fatalf("DecodeAs[OrderCreated] = %+v, %v", oc, err)
+	}
+	_, err = DecodeAs[PaymentProcessed](ev)
+	if !errors.Is(err, retry.ErrPermanent) || !strings.Contains(err.Error(), "decodes to events.OrderCreated, not events.PaymentProcessed") {
+		t.Fatalf("wrong type: %v", err)
+	}
+}
+
+func TestRegistryMatchesTopicsYAML(t *testing.T) {
+	f, err := os.Open(filepath.Join("..", "..", "topics.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cat, err := manifest.ParseCatalogue(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromYAML := map[string]string{}
+	for topic, def := range cat.Topics {
+		for _, typ := range def.EventTypes {
+			fromYAML[typ] = topic
+		}
+	}
+	fromRegistry := map[string]string{}
+	for _, ti := range Types() {
+		fromRegistry[ti.Type] = ti.Topic
+		if got, err := TopicFor(ti.Type); err != nil || got != ti.Topic {
+			t.Errorf("TopicFor(%s) = %q, %v", ti.Type, got, err)
+		}
+	}
+	if !maps.Equal(fromYAML, fromRegistry) {
+		t.Fatalf("topics.yaml event types %v != registry %v", fromYAML, fromRegistry)
+	}
+	if !maps.Equal(fromRegistry, wantTopics) {
+		t.Fatalf("registry %v != %v", fromRegistry, wantTopics)
+	}
+	var types []string
+	for _, p := range validPayloads() {
+		types = append(types, p.EventType())
+	}
+	if got := slices.Sorted(maps.Keys(fromRegistry)); !slices.Equal(got, slices.Sorted(slices.Values(types))) {
+		t.Fatalf("registered %v, payloads %v", got, types)
+	}
+}
