@@ -1,0 +1,292 @@
+variable "project_id" {
+  description = "Project that holds the function, its service accounts and subscriptions."
+  type        = string
+  nullable    = false
+}
+
+variable "region" {
+  description = "Region of the function, e.g. \"europe-west1\"."
+  type        = string
+  nullable    = false
+}
+
+variable "name" {
+  description = "Function name: the manifest name and folder (3-30 lowercase letters, digits or dashes). Also the Cloud Run service name."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,28}[a-z0-9]$", var.name))
+    error_message = "The name must be 3-30 lowercase letters, digits or dashes, starting with a letter and not ending with a dash (the manifest naming rule)."
+  }
+}
+
+variable "env" {
+  description = "Environment name (dev, staging, prod); set as the env label and the ENV variable."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,62}$", var.env))
+    error_message = "The env must be a lowercase label value such as dev, staging or prod."
+  }
+}
+
+variable "team" {
+  description = "Owning team from the manifest (owner.team); set as the team label."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,28}[a-z0-9]$", var.team))
+    error_message = "The team must be 3-30 lowercase letters, digits or dashes."
+  }
+}
+
+variable "labels" {
+  description = "Extra labels for every labelled resource; team, function and env are always set by the module."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+}
+
+variable "entry_point" {
+  description = "Name the function registers with functions-framework-go (manifest entry_point)."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[A-Z][A-Za-z0-9_]*$", var.entry_point))
+    error_message = "The entry_point must be an exported Go identifier such as \"Payment\"."
+  }
+}
+
+variable "runtime" {
+  description = "Cloud Functions runtime."
+  type        = string
+  default     = "go126"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^go[0-9]+$", var.runtime))
+    error_message = "The runtime must be a Go runtime such as \"go126\"."
+  }
+}
+
+variable "source_archive" {
+  description = "Source zip in Cloud Storage (the function folder with shared vendored), named by content hash so a new archive redeploys."
+  type = object({
+    bucket = string
+    object = string
+  })
+  nullable = false
+
+  validation {
+    condition     = endswith(var.source_archive.object, ".zip") && length(var.source_archive.bucket) > 2
+    error_message = "The source_archive must name a bucket and a .zip object."
+  }
+}
+
+variable "build" {
+  description = "Build settings: the service account Cloud Build uses for this function and the Artifact Registry repository (projects/<p>/locations/<r>/repositories/<id>) for its image. Null fields use Google's defaults."
+  type = object({
+    service_account   = optional(string)
+    docker_repository = optional(string)
+  })
+  default  = {}
+  nullable = false
+}
+
+variable "resources" {
+  description = "Scaling and sizing from the manifest: memory (\"256Mi\"), cpu (\"1\"), concurrency, min_instances, max_instances, timeout_seconds."
+  type = object({
+    memory          = string
+    cpu             = string
+    concurrency     = number
+    min_instances   = optional(number, 0)
+    max_instances   = number
+    timeout_seconds = number
+  })
+  nullable = false
+
+  validation {
+    condition     = can(regex("^[0-9]+(Mi|Gi)$", var.resources.memory))
+    error_message = "The resources.memory must look like \"256Mi\" or \"1Gi\"."
+  }
+  validation {
+    condition     = var.resources.concurrency >= 1 && var.resources.concurrency <= 1000 && (var.resources.concurrency == 1 || try(tonumber(var.resources.cpu) >= 1, false))
+    error_message = "The resources.concurrency must be 1..1000, and above 1 only with at least 1 cpu."
+  }
+  validation {
+    condition     = var.resources.min_instances >= 0 && var.resources.max_instances >= 1 && var.resources.max_instances >= var.resources.min_instances
+    error_message = "The resources.max_instances must be at least 1 and at least min_instances (which must not be negative)."
+  }
+  validation {
+    condition     = var.resources.timeout_seconds >= 1 && var.resources.timeout_seconds <= 540
+    error_message = "The resources.timeout_seconds must be 1..540 for an event-driven function."
+  }
+}
+
+variable "min_instances" {
+  description = "Overrides resources.min_instances when set (environments keep warm instances in prod only)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.min_instances == null || try(var.min_instances >= 0, false)
+    error_message = "The min_instances must not be negative."
+  }
+}
+
+variable "environment" {
+  description = "Plain environment variables from the manifest (env). The module's own variables (ENV, GOOGLE_CLOUD_PROJECT, DEAD_LETTER_TOPIC, DB_*, BIGQUERY_*) take precedence."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+}
+
+variable "secret_environment" {
+  description = "Secret Manager secrets exposed as environment variables, by variable name: { API_KEY = { secret = \"gw-key\", version = \"latest\" } }. The runtime service account gets secretAccessor on each."
+  type = map(object({
+    secret  = string
+    version = optional(string, "latest")
+  }))
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = alltrue([for k, v in var.secret_environment : can(regex("^[A-Za-z0-9_-]{1,255}$", v.secret)) && (v.version == "latest" || can(regex("^[1-9][0-9]*$", v.version)))])
+    error_message = "Each secret_environment entry needs a Secret Manager secret id and a version that is \"latest\" or a number."
+  }
+}
+
+variable "topics" {
+  description = "Every topic of the environment by name (the topic module's outputs): the module looks up the ids of the topics it publishes to, consumes and dead-letters to."
+  type = map(object({
+    id   = string
+    name = string
+  }))
+  nullable = false
+}
+
+variable "publishes" {
+  description = "Topic names the function publishes to (manifest publishes); its service account gets roles/pubsub.publisher on each."
+  type        = list(string)
+  default     = []
+  nullable    = false
+}
+
+variable "dead_letter_topic" {
+  description = "Name of this function's dead-letter topic (\"<name>.dlq\"): the dead_letter_policy of every subscription and the handler's own destination for permanent failures."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = endswith(var.dead_letter_topic, ".dlq")
+    error_message = "The dead_letter_topic must end in \".dlq\" (manifest.DeadLetterTopic)."
+  }
+}
+
+variable "subscriptions" {
+  description = "Push subscriptions by consumed topic name, from the manifest: ordering, filter, max_delivery_attempts (5..100), min_backoff/max_backoff (\"10s\", at most 600s), ack_deadline_seconds (10..600). Each is named \"<function>--<topic>\"."
+  type = map(object({
+    topic                 = optional(string)
+    ordering              = optional(bool, false)
+    filter                = optional(string, "")
+    max_delivery_attempts = number
+    min_backoff           = string
+    max_backoff           = string
+    ack_deadline_seconds  = number
+    dead_letters          = optional(bool, false)
+  }))
+  nullable = false
+
+  validation {
+    condition     = length(var.subscriptions) > 0
+    error_message = "An event function must consume at least one topic."
+  }
+  validation {
+    condition     = alltrue([for k, s in var.subscriptions : s.max_delivery_attempts >= 5 && s.max_delivery_attempts <= 100])
+    error_message = "Each subscription's max_delivery_attempts must be 5..100 (Pub/Sub's limits)."
+  }
+  validation {
+    condition = alltrue([for k, s in var.subscriptions :
+      can(regex("^[0-9]+s$", s.min_backoff)) && can(regex("^[0-9]+s$", s.max_backoff)) &&
+      try(tonumber(trimsuffix(s.min_backoff, "s")) <= tonumber(trimsuffix(s.max_backoff, "s")) && tonumber(trimsuffix(s.max_backoff, "s")) <= 600, false)
+    ])
+    error_message = "Each subscription's min_backoff and max_backoff must be whole seconds like \"10s\", min <= max <= 600s."
+  }
+  validation {
+    condition     = alltrue([for k, s in var.subscriptions : s.ack_deadline_seconds >= 10 && s.ack_deadline_seconds <= 600])
+    error_message = "Each subscription's ack_deadline_seconds must be 10..600."
+  }
+  validation {
+    condition     = alltrue([for k, s in var.subscriptions : length(s.filter) <= 256])
+    error_message = "Each subscription's filter must be at most 256 characters."
+  }
+}
+
+variable "subscription_message_retention" {
+  description = "How long each subscription keeps unacknowledged messages, in whole seconds (at most 7 days)."
+  type        = string
+  default     = "604800s"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.subscription_message_retention)) && try(tonumber(trimsuffix(var.subscription_message_retention, "s")) >= 600 && tonumber(trimsuffix(var.subscription_message_retention, "s")) <= 604800, false)
+    error_message = "The subscription_message_retention must be whole seconds between 600s and 604800s."
+  }
+}
+
+variable "pubsub_service_agent" {
+  description = "Email of the project's Pub/Sub service agent (service-<project number>@gcp-sa-pubsub.iam.gserviceaccount.com): it forwards to the dead-letter topic and mints the push OIDC tokens."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^service-[0-9]+@gcp-sa-pubsub\\.iam\\.gserviceaccount\\.com$", var.pubsub_service_agent))
+    error_message = "The pubsub_service_agent must be service-<project number>@gcp-sa-pubsub.iam.gserviceaccount.com."
+  }
+}
+
+variable "network" {
+  description = "Direct VPC egress for private ranges (needed to reach Cloud SQL's private IP): the network and subnetwork ids. Null means no VPC egress."
+  type = object({
+    network    = string
+    subnetwork = string
+  })
+  default = null
+}
+
+variable "cloudsql" {
+  description = "Cloud SQL access (manifest database: true): enabled grants Cloud SQL client and instance user on this instance only and creates the IAM database user of the runtime service account, with database_roles (PostgreSQL roles granted to it)."
+  type = object({
+    enabled                  = bool
+    instance_name            = optional(string)
+    instance_connection_name = optional(string)
+    database                 = optional(string)
+    database_roles           = optional(list(string), [])
+  })
+  default  = { enabled = false }
+  nullable = false
+
+  validation {
+    condition     = !var.cloudsql.enabled || (var.cloudsql.instance_name != null && var.cloudsql.instance_connection_name != null && var.cloudsql.database != null)
+    error_message = "When cloudsql.enabled is true, instance_name, instance_connection_name and database are required."
+  }
+}
+
+variable "bigquery" {
+  description = "BigQuery write access (manifest bigquery: true): enabled grants roles/bigquery.dataEditor on this dataset only."
+  type = object({
+    enabled    = bool
+    dataset_id = optional(string)
+  })
+  default  = { enabled = false }
+  nullable = false
+
+  validation {
+    condition     = !var.bigquery.enabled || var.bigquery.dataset_id != null
+    error_message = "When bigquery.enabled is true, dataset_id is required."
+  }
+}

@@ -1,0 +1,253 @@
+variable "project_id" {
+  description = "Project that holds the function, its service accounts and subscriptions."
+  type        = string
+  nullable    = false
+}
+
+variable "region" {
+  description = "Region of the function, e.g. \"europe-west1\"."
+  type        = string
+  nullable    = false
+}
+
+variable "name" {
+  description = "Service name: the manifest name and folder (3-30 lowercase letters, digits or dashes). Also the Cloud Run service name."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,28}[a-z0-9]$", var.name))
+    error_message = "The name must be 3-30 lowercase letters, digits or dashes, starting with a letter and not ending with a dash (the manifest naming rule)."
+  }
+}
+
+variable "env" {
+  description = "Environment name (dev, staging, prod); set as the env label and the ENV variable."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,62}$", var.env))
+    error_message = "The env must be a lowercase label value such as dev, staging or prod."
+  }
+}
+
+variable "team" {
+  description = "Owning team from the manifest (owner.team); set as the team label."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,28}[a-z0-9]$", var.team))
+    error_message = "The team must be 3-30 lowercase letters, digits or dashes."
+  }
+}
+
+variable "labels" {
+  description = "Extra labels for every labelled resource; team, function and env are always set by the module."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+}
+
+variable "entry_point" {
+  description = "Name the function registers with functions-framework-go (manifest entry_point)."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[A-Z][A-Za-z0-9_]*$", var.entry_point))
+    error_message = "The entry_point must be an exported Go identifier such as \"Payment\"."
+  }
+}
+
+variable "runtime" {
+  description = "Cloud Functions runtime."
+  type        = string
+  default     = "go126"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^go[0-9]+$", var.runtime))
+    error_message = "The runtime must be a Go runtime such as \"go126\"."
+  }
+}
+
+variable "source_archive" {
+  description = "Source zip in Cloud Storage (the function folder with shared vendored), named by content hash so a new archive redeploys."
+  type = object({
+    bucket = string
+    object = string
+  })
+  nullable = false
+
+  validation {
+    condition     = endswith(var.source_archive.object, ".zip") && length(var.source_archive.bucket) > 2
+    error_message = "The source_archive must name a bucket and a .zip object."
+  }
+}
+
+variable "build" {
+  description = "Build settings: the service account Cloud Build uses for this function and the Artifact Registry repository (projects/<p>/locations/<r>/repositories/<id>) for its image. Null fields use Google's defaults."
+  type = object({
+    service_account   = optional(string)
+    docker_repository = optional(string)
+  })
+  default  = {}
+  nullable = false
+}
+
+variable "resources" {
+  description = "Scaling and sizing from the manifest: memory (\"256Mi\"), cpu (\"1\"), concurrency, min_instances, max_instances, timeout_seconds."
+  type = object({
+    memory          = string
+    cpu             = string
+    concurrency     = number
+    min_instances   = optional(number, 0)
+    max_instances   = number
+    timeout_seconds = number
+  })
+  nullable = false
+
+  validation {
+    condition     = can(regex("^[0-9]+(Mi|Gi)$", var.resources.memory))
+    error_message = "The resources.memory must look like \"256Mi\" or \"1Gi\"."
+  }
+  validation {
+    condition     = var.resources.concurrency >= 1 && var.resources.concurrency <= 1000 && (var.resources.concurrency == 1 || try(tonumber(var.resources.cpu) >= 1, false))
+    error_message = "The resources.concurrency must be 1..1000, and above 1 only with at least 1 cpu."
+  }
+  validation {
+    condition     = var.resources.min_instances >= 0 && var.resources.max_instances >= 1 && var.resources.max_instances >= var.resources.min_instances
+    error_message = "The resources.max_instances must be at least 1 and at least min_instances (which must not be negative)."
+  }
+  validation {
+    condition     = var.resources.timeout_seconds >= 1 && var.resources.timeout_seconds <= 3600
+    error_message = "The resources.timeout_seconds must be 1..3600 for an HTTP service."
+  }
+}
+
+variable "min_instances" {
+  description = "Overrides resources.min_instances when set (environments keep warm instances in prod only)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.min_instances == null || try(var.min_instances >= 0, false)
+    error_message = "The min_instances must not be negative."
+  }
+}
+
+variable "environment" {
+  description = "Plain environment variables from the manifest (env). The module's own variables (ENV, GOOGLE_CLOUD_PROJECT, DEAD_LETTER_TOPIC, DB_*, BIGQUERY_*) take precedence."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+}
+
+variable "secret_environment" {
+  description = "Secret Manager secrets exposed as environment variables, by variable name: { API_KEY = { secret = \"gw-key\", version = \"latest\" } }. The runtime service account gets secretAccessor on each."
+  type = map(object({
+    secret  = string
+    version = optional(string, "latest")
+  }))
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = alltrue([for k, v in var.secret_environment : can(regex("^[A-Za-z0-9_-]{1,255}$", v.secret)) && (v.version == "latest" || can(regex("^[1-9][0-9]*$", v.version)))])
+    error_message = "Each secret_environment entry needs a Secret Manager secret id and a version that is \"latest\" or a number."
+  }
+}
+
+variable "topics" {
+  description = "Every topic of the environment by name (the topic module's outputs): the module looks up the topics it publishes to."
+  type = map(object({
+    id   = string
+    name = string
+  }))
+  nullable = false
+}
+
+variable "publishes" {
+  description = "Topic names the function publishes to (manifest publishes); its service account gets roles/pubsub.publisher on each."
+  type        = list(string)
+  default     = []
+  nullable    = false
+}
+
+variable "network" {
+  description = "Direct VPC egress for private ranges (needed to reach Cloud SQL's private IP): the network and subnetwork ids. Null means no VPC egress."
+  type = object({
+    network    = string
+    subnetwork = string
+  })
+  default = null
+}
+
+variable "cloudsql" {
+  description = "Cloud SQL access (manifest database: true): enabled grants Cloud SQL client and instance user on this instance only and creates the IAM database user of the runtime service account, with database_roles (PostgreSQL roles granted to it)."
+  type = object({
+    enabled                  = bool
+    instance_name            = optional(string)
+    instance_connection_name = optional(string)
+    database                 = optional(string)
+    database_roles           = optional(list(string), [])
+  })
+  default  = { enabled = false }
+  nullable = false
+
+  validation {
+    condition     = !var.cloudsql.enabled || (var.cloudsql.instance_name != null && var.cloudsql.instance_connection_name != null && var.cloudsql.database != null)
+    error_message = "When cloudsql.enabled is true, instance_name, instance_connection_name and database are required."
+  }
+}
+
+
+variable "ingress" {
+  description = "Who can reach the service over the network: ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB (behind a load balancer). Callers also need roles/run.invoker; the service never allows unauthenticated calls."
+  type        = string
+  default     = "ALLOW_INTERNAL_AND_GCLB"
+  nullable    = false
+
+  validation {
+    condition     = contains(["ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.ingress)
+    error_message = "The ingress must be ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  }
+}
+
+variable "invokers" {
+  description = "IAM members allowed to call the service, keyed by a stable name: { frontend = \"serviceAccount:web@p.iam.gserviceaccount.com\" }. allUsers and allAuthenticatedUsers are refused."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for m in values(var.invokers) : !contains(["allUsers", "allAuthenticatedUsers"], m)])
+    error_message = "The invokers must not include allUsers or allAuthenticatedUsers: the service is authenticated only."
+  }
+}
+
+variable "scheduled_jobs" {
+  description = "Cloud Scheduler jobs that call an endpoint of the service with an OIDC token, by job name suffix (e.g. the outbox relay): path, cron schedule, time_zone, http_method, attempt_deadline (\"60s\") and retry_count. Each job's identity holds roles/run.invoker on this service only."
+  type = map(object({
+    path             = string
+    schedule         = string
+    time_zone        = optional(string, "Etc/UTC")
+    http_method      = optional(string, "POST")
+    attempt_deadline = optional(string, "60s")
+    retry_count      = optional(number, 0)
+    body             = optional(string, "")
+  }))
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = alltrue([for k, j in var.scheduled_jobs : startswith(j.path, "/") && contains(["GET", "POST", "PUT"], j.http_method)])
+    error_message = "Each scheduled job needs a path starting with \"/\" and an http_method of GET, POST or PUT."
+  }
+  validation {
+    condition     = alltrue([for k, j in var.scheduled_jobs : can(regex("^[a-z][a-z0-9-]{0,40}$", k))])
+    error_message = "Scheduled job keys must be short lowercase names such as \"outbox-relay\"."
+  }
+}

@@ -1,0 +1,4 @@
+terraform {
+  # Terraform >= 1.5 and OpenTofu >= 1.6 both satisfy this.
+  required_version = ">= 1.5.0"
+}

@@ -1,0 +1,16 @@
+output "id" {
+  description = "Topic id (projects/<project>/topics/<name>), available once its publishers are granted."
+  value       = google_pubsub_topic.default.id
+  depends_on  = [google_pubsub_topic_iam_member.publishers]
+}
+
+output "name" {
+  description = "Topic name."
+  value       = google_pubsub_topic.default.name
+  depends_on  = [google_pubsub_topic_iam_member.publishers]
+}
+
+output "retained_subscription" {
+  description = "Name of the retained pull subscription, or null when none was asked for."
+  value       = one(google_pubsub_subscription.retained[*].name)
+}
