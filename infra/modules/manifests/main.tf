@@ -103,6 +103,9 @@ locals {
         retention   = try(v.retention, null) == null ? "604800s" : v.retention
         dead_letter = false
         function    = ""
+        labels      = { team = v.owner, kind = "domain" }
+        # Domain topics are consumed by functions or not at all.
+        retained_subscription = null
       }
     },
     {
@@ -113,6 +116,10 @@ locals {
         retention   = "604800s"
         dead_letter = true
         function    = fn
+        labels      = { team = local.functions[fn].team, function = fn, kind = "dead-letter" }
+        # Nothing consumes the archive's own dead-letter topic: keep its
+        # messages in a pull subscription for an operator.
+        retained_subscription = contains(local.unconsumed_dead_letter_topics, t) ? {} : null
       }
     }
   )

@@ -14,7 +14,7 @@ output "http_services" {
 }
 
 output "topics" {
-  description = "Every topic to create by id: the catalogue's domain topics and one dead-letter topic per cloudevent function; each with name, description, team, retention, dead_letter and function (the consumer owning a dead-letter topic)."
+  description = "Every topic to create by id: the catalogue's domain topics and one dead-letter topic per cloudevent function; each with name, description, team, retention, dead_letter, function (the consumer owning a dead-letter topic), labels (team, kind and function) and retained_subscription ({} for dead-letter topics nothing consumes, else null)."
   value       = local.topics
 }
 

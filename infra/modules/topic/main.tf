@@ -1,7 +1,11 @@
+locals {
+  labels = merge(var.labels, { env = var.env })
+}
+
 resource "google_pubsub_topic" "default" {
   project                    = var.project_id
   name                       = var.name
-  labels                     = var.labels
+  labels                     = local.labels
   message_retention_duration = var.message_retention_duration
 
   dynamic "schema_settings" {
@@ -19,7 +23,7 @@ resource "google_pubsub_subscription" "retained" {
   project                    = var.project_id
   name                       = "${var.name}--retained"
   topic                      = google_pubsub_topic.default.id
-  labels                     = var.labels
+  labels                     = local.labels
   ack_deadline_seconds       = var.retained_subscription.ack_deadline_seconds
   message_retention_duration = var.retained_subscription.message_retention_duration
   retain_acked_messages      = false

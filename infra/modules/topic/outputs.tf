@@ -14,3 +14,8 @@ output "retained_subscription" {
   description = "Name of the retained pull subscription, or null when none was asked for."
   value       = one(google_pubsub_subscription.retained[*].name)
 }
+
+output "labels" {
+  description = "Labels of the topic (team, env and any others): monitoring routes alerts by team."
+  value       = local.labels
+}

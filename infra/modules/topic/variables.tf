@@ -15,14 +15,25 @@ variable "name" {
   }
 }
 
+variable "env" {
+  description = "Environment name, set as the env label."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,62}$", var.env))
+    error_message = "The env must be a lowercase label value such as dev, staging or prod."
+  }
+}
+
 variable "labels" {
-  description = "Labels of the topic. Must include team and env."
+  description = "Labels of the topic (and its retained subscription). Must include team; env is set by the module."
   type        = map(string)
   nullable    = false
 
   validation {
-    condition     = contains(keys(var.labels), "team") && contains(keys(var.labels), "env")
-    error_message = "The labels must include \"team\" and \"env\"."
+    condition     = contains(keys(var.labels), "team")
+    error_message = "The labels must include \"team\" (the owning team)."
   }
 }
 

@@ -1,0 +1,245 @@
+locals {
+  duration = "${var.thresholds.duration_seconds}s"
+
+  channels = { for team in distinct(concat(
+    [for f in var.functions : f.team],
+    [for s in var.services : s.team],
+    [for t in var.topics : t.labels.team],
+    var.database == null ? [] : [var.database.team],
+  )) : team => lookup(var.notification_channels, team, var.default_notification_channels) }
+
+  dead_letter_topics = { for name, t in var.topics : name => t if lookup(t.labels, "kind", "") == "dead-letter" }
+
+  # Every push subscription plus retained dead-letter subscriptions, with
+  # the team that must react.
+  subscriptions = merge(
+    merge([for fn, f in var.functions : { for topic, sub in f.subscriptions : sub => { team = f.team, function = fn } }]...),
+    { for name, t in var.topics : t.retained_subscription => { team = t.labels.team, function = lookup(t.labels, "function", "") } if t.retained_subscription != null },
+  )
+
+  services = merge(
+    { for fn, f in var.functions : fn => { team = f.team, service_name = f.service_name } },
+    { for name, s in var.services : name => { team = s.team, service_name = s.service_name } },
+  )
+}
+
+resource "google_monitoring_alert_policy" "dead_letters" {
+  for_each = local.dead_letter_topics
+
+  project               = var.project_id
+  display_name          = "[${var.env}] Messages dead-lettered to ${each.key}"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = local.channels[each.value.labels.team]
+  user_labels           = { team = each.value.labels.team, env = var.env, function = lookup(each.value.labels, "function", "none") }
+
+  conditions {
+    display_name = "Messages published to ${each.key}"
+    condition_threshold {
+      filter          = "resource.type = \"pubsub_topic\" AND resource.labels.topic_id = \"${each.key}\" AND metric.type = \"pubsub.googleapis.com/topic/send_message_operation_count\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Messages reached the dead-letter topic `${each.key}`: the consumer gave up on them (permanent error or too many attempts). They are archived in BigQuery (`dead_letters`) unless this is the archive's own topic, whose messages wait in its retained subscription. Inspect and replay with the operator CLI (docs/operations.md)."
+  }
+}
+
+resource "google_monitoring_alert_policy" "oldest_unacked" {
+  for_each = local.subscriptions
+
+  project               = var.project_id
+  display_name          = "[${var.env}] Backlog age of ${each.key}"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = local.channels[each.value.team]
+  user_labels           = { team = each.value.team, env = var.env, function = each.value.function == "" ? "none" : each.value.function }
+
+  conditions {
+    display_name = "Oldest unacked message older than ${var.thresholds.oldest_unacked_age_seconds}s"
+    condition_threshold {
+      filter          = "resource.type = \"pubsub_subscription\" AND resource.labels.subscription_id = \"${each.key}\" AND metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.thresholds.oldest_unacked_age_seconds
+      duration        = local.duration
+
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Subscription `${each.key}` is falling behind: its oldest message waits for more than ${var.thresholds.oldest_unacked_age_seconds}s. Check the consumer's errors and scaling."
+  }
+}
+
+resource "google_monitoring_alert_policy" "error_ratio" {
+  for_each = local.services
+
+  project               = var.project_id
+  display_name          = "[${var.env}] 5xx ratio of ${each.key}"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = local.channels[each.value.team]
+  user_labels           = { team = each.value.team, env = var.env, function = each.key }
+
+  conditions {
+    display_name = "More than ${var.thresholds.error_ratio * 100}% of requests fail with 5xx"
+    condition_threshold {
+      filter             = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${each.value.service_name}\" AND metric.type = \"run.googleapis.com/request_count\" AND metric.labels.response_code_class = \"5xx\""
+      denominator_filter = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${each.value.service_name}\" AND metric.type = \"run.googleapis.com/request_count\""
+      comparison         = "COMPARISON_GT"
+      threshold_value    = var.thresholds.error_ratio
+      duration           = local.duration
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      denominator_aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "`${each.key}` answers more than ${var.thresholds.error_ratio * 100}% of requests with 5xx. For event functions every 5xx is a redelivery; sustained failures end in the dead-letter topic."
+  }
+}
+
+resource "google_monitoring_alert_policy" "cloudsql" {
+  count = var.database == null ? 0 : 1
+
+  project               = var.project_id
+  display_name          = "[${var.env}] Cloud SQL ${var.database.instance_name} health"
+  combiner              = "OR"
+  severity              = "CRITICAL"
+  notification_channels = local.channels[var.database.team]
+  user_labels           = { team = var.database.team, env = var.env, function = "none" }
+
+  conditions {
+    display_name = "Instance is down"
+    condition_threshold {
+      filter          = "resource.type = \"cloudsql_database\" AND resource.labels.database_id = \"${var.project_id}:${var.database.instance_name}\" AND metric.type = \"cloudsql.googleapis.com/database/up\""
+      comparison      = "COMPARISON_LT"
+      threshold_value = 1
+      duration        = local.duration
+
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MIN"
+      }
+    }
+  }
+
+  conditions {
+    display_name = "CPU above ${var.thresholds.sql_cpu_utilization * 100}%"
+    condition_threshold {
+      filter          = "resource.type = \"cloudsql_database\" AND resource.labels.database_id = \"${var.project_id}:${var.database.instance_name}\" AND metric.type = \"cloudsql.googleapis.com/database/cpu/utilization\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.thresholds.sql_cpu_utilization
+      duration        = local.duration
+
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MEAN"
+      }
+    }
+  }
+
+  conditions {
+    display_name = "Disk above ${var.thresholds.sql_disk_utilization * 100}%"
+    condition_threshold {
+      filter          = "resource.type = \"cloudsql_database\" AND resource.labels.database_id = \"${var.project_id}:${var.database.instance_name}\" AND metric.type = \"cloudsql.googleapis.com/database/disk/utilization\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.thresholds.sql_disk_utilization
+      duration        = local.duration
+
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MEAN"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Cloud SQL instance `${var.database.instance_name}` is down or saturated. Every function with `database: true` depends on it."
+  }
+}
+
+resource "google_monitoring_dashboard" "default" {
+  project = var.project_id
+  dashboard_json = jsonencode({
+    displayName = "Event platform (${var.env})"
+    mosaicLayout = {
+      columns = 12
+      tiles = [
+        for i, w in [
+          { title = "Oldest unacked message age by subscription", filter = "resource.type = \"pubsub_subscription\" AND metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\"", aligner = "ALIGN_MAX", group = "resource.label.subscription_id", reducer = "REDUCE_SUM" },
+          { title = "Undelivered messages by subscription", filter = "resource.type = \"pubsub_subscription\" AND metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\"", aligner = "ALIGN_MEAN", group = "resource.label.subscription_id", reducer = "REDUCE_SUM" },
+          { title = "Messages published by topic", filter = "resource.type = \"pubsub_topic\" AND metric.type = \"pubsub.googleapis.com/topic/send_message_operation_count\"", aligner = "ALIGN_RATE", group = "resource.label.topic_id", reducer = "REDUCE_SUM" },
+          { title = "Dead-lettered messages by subscription", filter = "resource.type = \"pubsub_subscription\" AND metric.type = \"pubsub.googleapis.com/subscription/dead_letter_message_count\"", aligner = "ALIGN_RATE", group = "resource.label.subscription_id", reducer = "REDUCE_SUM" },
+          { title = "Requests by service and response class", filter = "resource.type = \"cloud_run_revision\" AND metric.type = \"run.googleapis.com/request_count\"", aligner = "ALIGN_RATE", group = "resource.label.service_name", reducer = "REDUCE_SUM" },
+          { title = "Request latency p95 by service", filter = "resource.type = \"cloud_run_revision\" AND metric.type = \"run.googleapis.com/request_latencies\"", aligner = "ALIGN_PERCENTILE_95", group = "resource.label.service_name", reducer = "REDUCE_MAX" },
+          { title = "Instances by service", filter = "resource.type = \"cloud_run_revision\" AND metric.type = \"run.googleapis.com/container/instance_count\"", aligner = "ALIGN_MAX", group = "resource.label.service_name", reducer = "REDUCE_SUM" },
+          { title = "Cloud SQL CPU utilisation", filter = "resource.type = \"cloudsql_database\" AND metric.type = \"cloudsql.googleapis.com/database/cpu/utilization\"", aligner = "ALIGN_MEAN", group = "resource.label.database_id", reducer = "REDUCE_SUM" },
+          ] : {
+          xPos   = (i % 2) * 6
+          yPos   = floor(i / 2) * 4
+          width  = 6
+          height = 4
+          widget = {
+            title = w.title
+            xyChart = {
+              dataSets = [{
+                plotType = "LINE"
+                timeSeriesQuery = {
+                  timeSeriesFilter = {
+                    filter = w.filter
+                    aggregation = {
+                      alignmentPeriod    = "60s"
+                      perSeriesAligner   = w.aligner
+                      crossSeriesReducer = w.reducer
+                      groupByFields      = [w.group]
+                    }
+                  }
+                }
+              }]
+            }
+          }
+        }
+      ]
+    }
+  })
+}

@@ -1,0 +1,19 @@
+output "alert_policies" {
+  description = "Alert policy ids by kind (dead_letters, oldest_unacked, error_ratio, cloudsql) and watched name."
+  value = {
+    dead_letters   = { for k, p in google_monitoring_alert_policy.dead_letters : k => p.id }
+    oldest_unacked = { for k, p in google_monitoring_alert_policy.oldest_unacked : k => p.id }
+    error_ratio    = { for k, p in google_monitoring_alert_policy.error_ratio : k => p.id }
+    cloudsql       = { for k, p in google_monitoring_alert_policy.cloudsql : var.database.instance_name => p.id }
+  }
+}
+
+output "dashboard_id" {
+  description = "Dashboard id."
+  value       = google_monitoring_dashboard.default.id
+}
+
+output "routing" {
+  description = "Notification channels used per team (after defaults)."
+  value       = local.channels
+}
