@@ -17,7 +17,7 @@ variable "dataset_id" {
   nullable    = false
 
   validation {
-    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_]{0,1023}$", var.dataset_id))
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_]*$", var.dataset_id)) && length(var.dataset_id) <= 1024
     error_message = "The dataset_id must be letters, digits or underscores, starting with a letter or underscore."
   }
 }
