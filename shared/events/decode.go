@@ -507,7 +507,7 @@ func unwrapMessagePublished(outer cloudevents.Event) (messaging.Message, Deliver
 	}
 	var env MessagePublishedData
 	if err := json.Unmarshal(data, &env); err != nil {
-		var ce *base64.CorruptInputError
+		var ce base64.CorruptInputError
 		if errors.As(err, &ce) {
 			return messaging.Message{}, Delivery{}, retry.Permanentf("message.data is not valid base64: %v", err)
 		}

@@ -2,10 +2,10 @@ package events
 
 import (
 	"context"
-	"net/http"
 	"encoding/json"
 	"errors"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"

@@ -1,0 +1,85 @@
+// Package events defines the domain events (CloudEvents 1.0, typed and
+// versioned payloads), encodes them as Pub/Sub messages and decodes the
+// push requests Google delivers to a function.
+//
+// # Types and topics
+//
+// Every event type is versioned in its name and published to one topic
+// (topics.yaml lists the same pairs; a test checks they agree):
+//
+//	com.example.orders.order.created.v1          order.created        OrderCreated
+//	com.example.payments.payment.processed.v1    payment.processed    PaymentProcessed
+//	com.example.payments.payment.failed.v1       payment.failed       PaymentFailed
+//	com.example.shipping.shipment.dispatched.v1  shipment.dispatched  ShipmentDispatched
+//
+// The registry in registry.go is the one place a type is declared. A
+// breaking payload change is a new type (….v2): consumers reject versions
+// they do not know as permanent errors instead of misreading them.
+// Payloads carry money as int64 minor units with an ISO 4217 code, ids as
+// canonical UUIDs (customer ids and external references as opaque text),
+// and RFC 3339 timestamps. A declined payment is a PaymentFailed event, a
+// business outcome, not an error.
+//
+// # On the wire (Pub/Sub, binary mode)
+//
+// New builds the event; Encode turns it into a messaging.Message:
+//
+//	attributes:
+//	  ce-specversion  1.0
+//	  ce-id           3f0c…  (UUID; unique per event, stable across redelivery)
+//	  ce-source       //example.com/orders-api
+//	  ce-type         com.example.orders.order.created.v1
+//	  ce-subject      <order id>            (the aggregate id)
+//	  ce-time         2026-05-01T12:30:45.123456789Z
+//	  ce-dataschema   https://example.com/schemas/events/<type>.json
+//	  ce-<ext>        any extension, e.g. ce-traceparent
+//	  Content-Type    application/json
+//	  traceparent     00-<trace>-<span>-01  (when the context carries a trace)
+//	  tracestate      …                     (when it has one)
+//	data:         the payload as JSON, e.g. {"order_id":"…","items":[…],…}
+//	ordering key: the subject
+//
+// The trace is written twice on purpose: as the plain "traceparent"
+// attribute that generic Pub/Sub tooling understands, and as the CloudEvents
+// distributed-tracing extension (ce-traceparent), which survives a push
+// through Google's front end, where a "traceparent" request header may be
+// replaced by the front end's own.
+//
+// # Receiving (DecodeRequest)
+//
+// Functions register as plain HTTP functions and call DecodeRequest, which
+// accepts both shapes Google produces:
+//
+//  1. No-wrapper push with write_metadata (what our Terraform creates):
+//     each message attribute arrives as a request header of the same name,
+//     the body is the message data, and the metadata arrives as
+//     x-goog-pubsub-subscription-name, x-goog-pubsub-message-id,
+//     x-goog-pubsub-publish-time, x-goog-pubsub-ordering-key and, when
+//     present, x-goog-pubsub-delivery-attempt. This is a binary-mode
+//     CloudEvent over HTTP. Go canonicalises header names (Ce-Id), so the
+//     reconstructed attributes are lower-cased back for ce-*, traceparent
+//     and tracestate; transport headers (Authorization, User-Agent,
+//     X-Forwarded-*, x-goog-*, …) are not attributes and are dropped.
+//  2. Eventarc's google.cloud.pubsub.topic.v1.messagePublished event, binary
+//     or structured, whose data is
+//     {"message":{"data":"<base64>","attributes":{…},"messageId":"…",
+//     "publishTime":"…","orderingKey":"…"},"subscription":"…"}; the inner
+//     message's ce-* attributes and data form the domain event.
+//
+// A structured-mode domain event (Content-Type
+// application/cloudevents+json) is accepted as well.
+//
+// Incoming.Message is the original Pub/Sub message (for an Eventarc
+// envelope, the inner one), so a dead-letter publisher can forward it
+// unchanged; it is returned even when decoding fails. Every content error
+// (oversized body, not a CloudEvent, missing or malformed attributes, wrong
+// content type, unknown type or version, malformed JSON, invalid payload,
+// subject not matching the payload) is permanent (retry.ErrPermanent) with
+// a message saying what was wrong: the caller dead-letters and
+// acknowledges instead of letting Pub/Sub retry a poison message.
+//
+// Incoming.Context prepares the handler's context: a child span of the
+// event's trace (read by the log handler and by Encode for every outgoing
+// message) and log labels (event id and type, ordering key, delivery
+// attempt, subscription, message id).
+package events
