@@ -23,7 +23,11 @@ func TestPayloadValidation(t *testing.T) {
 	oc := func(f func(*OrderCreated)) Payload { p := validOrderCreated(); f(&p); return p }
 	pp := func(f func(*PaymentProcessed)) Payload { p := validPayloads()[1].(PaymentProcessed); f(&p); return p }
 	pf := func(f func(*PaymentFailed)) Payload { p := validPayloads()[2].(PaymentFailed); f(&p); return p }
-	sd := func(f func(*ShipmentDispatched)) Payload { p := validPayloads()[3].(ShipmentDispatched); f(&p); return p }
+	sd := func(f func(*ShipmentDispatched)) Payload {
+		p := validPayloads()[3].(ShipmentDispatched)
+		f(&p)
+		return p
+	}
 	tests := []struct {
 		name string
 		p    Payload
