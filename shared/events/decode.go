@@ -67,6 +67,10 @@ type Incoming struct {
 	// key) reconstructed from the push, so a dead-letter publisher can
 	// forward it unchanged. It is always set, even when decoding failed.
 	Message messaging.Message
+
+	// requestTrace is the push request's own trace (X-Cloud-Trace-Context
+	// or traceparent header), the fallback when the event carries none.
+	requestTrace observability.TraceContext
 }
 
 // MessagePublishedData is the data of an Eventarc
@@ -132,6 +136,7 @@ func DecodeRequest(r *http.Request, maxBody int64) (*Incoming, error) {
 		maxBody = DefaultMaxBody
 	}
 	in := &Incoming{Delivery: deliveryFromHeader(r.Header)}
+	in.requestTrace, _ = observability.TraceFromHeader(r.Header)
 	in.Message = messaging.Message{Attributes: attributesFromHeader(r.Header), OrderingKey: in.Delivery.OrderingKey}
 
 	var body []byte
@@ -234,8 +239,9 @@ func DecodeAs[T Payload](ev cloudevents.Event) (T, error) {
 	return t, nil
 }
 
-// Trace returns the trace context the event carries: its "traceparent"
-// CloudEvents extension, else the message's "traceparent" attribute.
+// Trace returns the trace context of the delivery: the event's
+// "traceparent" CloudEvents extension, else the message's "traceparent"
+// attribute, else the push request's own trace headers.
 func (in *Incoming) Trace() (observability.TraceContext, bool) {
 	if in.Event.Context != nil {
 		ext := in.Event.Extensions()
@@ -246,7 +252,10 @@ func (in *Incoming) Trace() (observability.TraceContext, bool) {
 			return tc, true
 		}
 	}
-	return observability.TraceFromCarrier(func(k string) string { return lookupFold(in.Message.Attributes, k) })
+	if tc, ok := observability.TraceFromCarrier(func(k string) string { return lookupFold(in.Message.Attributes, k) }); ok {
+		return tc, true
+	}
+	return in.requestTrace, in.requestTrace.TraceID != ""
 }
 
 // Context returns ctx prepared for handling in: a child span of the

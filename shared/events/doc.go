@@ -78,8 +78,15 @@
 // a message saying what was wrong: the caller dead-letters and
 // acknowledges instead of letting Pub/Sub retry a poison message.
 //
+// NewPushRequest builds the no-wrapper push request for a message, for the
+// local dispatcher and end-to-end tests.
+//
+// Everything here is safe for concurrent use: the registry is fixed at
+// init and payloads are immutable values.
+//
 // Incoming.Context prepares the handler's context: a child span of the
-// event's trace (read by the log handler and by Encode for every outgoing
+// event's trace (or, when the event has none, of the push request's own
+// X-Cloud-Trace-Context) (read by the log handler and by Encode for every outgoing
 // message) and log labels (event id and type, ordering key, delivery
 // attempt, subscription, message id).
 package events

@@ -320,3 +320,42 @@ func TestRegistryMatchesTopicsYAML(t *testing.T) {
 		t.Fatalf("registered %v, payloads %v", got, types)
 	}
 }
+
+func TestNewPushRequestRoundTrip(t *testing.T) {
+	_, m, err := NewMessage(context.Background(), testSource, validPayloads()[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Delivery{Subscription: "projects/p/subscriptions/s", MessageID: "42", PublishTime: t0, Attempt: 5}
+	r, err := NewPushRequest(context.Background(), "http://fn.local/", m, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Header.Get("X-Goog-Pubsub-Delivery-Attempt") != "5" || r.Header.Get("Ce-Type") != TypeShipmentDispatched {
+		t.Fatalf("headers = %v", r.Header)
+	}
+	in, err := DecodeRequest(r, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.OrderingKey = orderID
+	if !reflect.DeepEqual(in.Delivery, d) || !reflect.DeepEqual(in.Message, m) || !reflect.DeepEqual(in.Payload, validPayloads()[3]) {
+		t.Fatalf("incoming = %+v", in)
+	}
+}
+
+func TestTraceFallsBackToRequestTrace(t *testing.T) {
+	m := validMessage(t)
+	r := noWrapperRequest(m, defaultMeta) // carries X-Cloud-Trace-Context only
+	in, err := DecodeRequest(r, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, ok := in.Trace()
+	if !ok || tc.TraceID != "105445aa7843bc8bf206b12000100000" {
+		t.Fatalf("trace = %+v %v", tc, ok)
+	}
+	if _, ok := in.Message.Attributes["traceparent"]; ok {
+		t.Fatal("request trace leaked into message attributes")
+	}
+}
