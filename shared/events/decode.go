@@ -312,20 +312,21 @@ func parseTime(s string) time.Time {
 }
 
 // attributesFromHeader reconstructs message attributes from push headers.
-// Go canonicalises header names (ce-id arrives as Ce-Id), so CloudEvents
-// attributes and trace headers are lower-cased back to their wire names;
-// Content-Type keeps its canonical spelling; other attributes keep the name
-// as received. Transport and x-goog-* headers are dropped.
+// net/http canonicalises header names (ce-id arrives as Ce-Id), so the
+// original spelling is lost: every key is lower-cased, which restores the
+// wire names of ce-*, traceparent, tracestate and this repository's other
+// attributes (dlq-*), except Content-Type, which keeps the spelling the
+// CloudEvents Pub/Sub binding uses. Look other attributes up with
+// LookupAttribute, which ignores case. Transport and x-goog-* headers are
+// dropped.
 func attributesFromHeader(h http.Header) map[string]string {
 	attrs := make(map[string]string, len(h))
 	for k, vs := range h {
 		if len(vs) == 0 || transportHeaders[k] || hasAnyPrefix(k, transportPrefixes) {
 			continue
 		}
-		lower := strings.ToLower(k)
-		switch {
-		case strings.HasPrefix(lower, AttrPrefix), lower == AttrTraceparent, lower == AttrTracestate:
-			k = lower
+		if k != AttrContentType {
+			k = strings.ToLower(k)
 		}
 		attrs[k] = strings.Join(vs, ",")
 	}
@@ -340,6 +341,10 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 	}
 	return false
 }
+
+// LookupAttribute returns attrs[key], matching the key without regard to
+// case (push headers lose the case of attribute names).
+func LookupAttribute(attrs map[string]string, key string) string { return lookupFold(attrs, key) }
 
 // lookupFold returns attrs[key], matching the key without regard to case.
 func lookupFold(attrs map[string]string, key string) string {

@@ -57,8 +57,8 @@
 //     x-goog-pubsub-publish-time, x-goog-pubsub-ordering-key and, when
 //     present, x-goog-pubsub-delivery-attempt. This is a binary-mode
 //     CloudEvent over HTTP. Go canonicalises header names (Ce-Id), so the
-//     reconstructed attributes are lower-cased back for ce-*, traceparent
-//     and tracestate; transport headers (Authorization, User-Agent,
+//     reconstructed attribute names are lower-cased (ce-id, traceparent,
+//     dlq-reason), except Content-Type; transport headers (Authorization, User-Agent,
 //     X-Forwarded-*, x-goog-*, …) are not attributes and are dropped.
 //  2. Eventarc's google.cloud.pubsub.topic.v1.messagePublished event, binary
 //     or structured, whose data is

@@ -359,3 +359,19 @@ func TestTraceFallsBackToRequestTrace(t *testing.T) {
 		t.Fatal("request trace leaked into message attributes")
 	}
 }
+
+func TestOtherAttributesArriveLowerCased(t *testing.T) {
+	m := validMessage(t)
+	m.Attributes["dlq-reason"] = "bad payload"
+	m.Attributes["Tenant"] = "acme"
+	in, err := DecodeRequest(noWrapperRequest(m, defaultMeta), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Message.Attributes["dlq-reason"] != "bad payload" || in.Message.Attributes["tenant"] != "acme" {
+		t.Fatalf("attributes = %v", in.Message.Attributes)
+	}
+	if LookupAttribute(in.Message.Attributes, "TENANT") != "acme" || LookupAttribute(in.Message.Attributes, "content-type") != "application/json" {
+		t.Fatal("LookupAttribute does not ignore case")
+	}
+}
