@@ -145,7 +145,10 @@ type AttemptsError struct {
 }
 
 func (e *AttemptsError) Error() string {
-	return fmt.Sprintf("after %d attempt(s): %v", e.Attempts, e.Err)
+	if e.Attempts == 1 {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("after %d attempts: %v", e.Attempts, e.Err)
 }
 
 // Unwrap returns Err.

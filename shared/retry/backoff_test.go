@@ -111,7 +111,7 @@ func TestDoTransientRetriedToMaxAttempts(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Attempts != 5 {
 		t.Fatalf("AttemptsError = %+v", ae)
 	}
-	if want := "after 5 attempt(s): gateway hiccup 5"; err.Error() != want {
+	if want := "after 5 attempts: gateway hiccup 5"; err.Error() != want {
 		t.Fatalf("Error() = %q, want %q", err.Error(), want)
 	}
 }

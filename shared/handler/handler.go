@@ -1,0 +1,312 @@
+// Package handler turns a domain function into a Pub/Sub push endpoint that
+// is safe under at-least-once delivery.
+//
+// A Func handles one decoded event; a Middleware wraps a Func. New composes
+// the standard chain around a Func and serves it over HTTP. The order is
+// fixed here, once, outermost first:
+//
+//	Recover      a panic anywhere below becomes a transient error, stack logged
+//	Observe      trace and labels into ctx, one log line per delivery
+//	Timeout      the request's time budget (Config.Timeout)
+//	DeadLetter   permanent error -> publish to the consumer's DLQ, then ack
+//	Retry        transient error -> in-process retry with backoff and jitter
+//	idempotency  Lease or Transactional (optional, given to New)
+//	Recover      a panic in the domain function becomes a transient error
+//	             here too, so the idempotency layer frees its claim
+//	Func         the domain function
+//
+// Responses follow the push contract: 2xx acknowledges (done, duplicate, or
+// dead-lettered), anything else makes Pub/Sub redeliver with the
+// subscription's backoff and, after its maximum delivery attempts, forward
+// the message to the dead-letter topic itself. A transient error answers
+// 503; a permanent error that could not be dead-lettered (no DLQ configured,
+// or the DLQ publish failed) answers 500 so nothing is lost.
+//
+// A push that cannot be decoded (malformed JSON, unknown type, missing
+// attributes, oversized body) is dead-lettered at once with its original body
+// and attributes, through the same Observe and DeadLetter layers.
+package handler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"example.com/platform/shared/deadletter"
+	"example.com/platform/shared/events"
+	"example.com/platform/shared/observability"
+	"example.com/platform/shared/retry"
+)
+
+// Func handles one decoded event. Returning nil acknowledges it; an error is
+// classified with retry.Classify.
+type Func func(ctx context.Context, in *events.Incoming) error
+
+// Middleware wraps a Func.
+type Middleware func(Func) Func
+
+// Chain wraps h in mws; mws[0] is the outermost.
+func Chain(h Func, mws ...Middleware) Func {
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return h
+}
+
+// Defaults of Config.
+const (
+	DefaultTimeout = 30 * time.Second
+)
+
+// ErrNoConsumer is returned by Config.Validate when Consumer is empty.
+var ErrNoConsumer = errors.New("handler: Consumer is required")
+
+// Config configures New.
+type Config struct {
+	// Consumer is the function's name: the idempotency namespace and the
+	// dlq-consumer attribute. Required.
+	Consumer string
+	// Logger receives one line per delivery. Default slog.Default().
+	Logger *slog.Logger
+	// DeadLetter publishes permanently failed messages. When nil,
+	// permanent failures answer 500 and Pub/Sub's own dead-letter policy
+	// takes over after the subscription's maximum delivery attempts.
+	DeadLetter *deadletter.Publisher
+	// Retry is the in-process retry policy for transient errors (see
+	// retry.Policy for its defaults). Its budget is further bounded by
+	// Timeout.
+	Retry retry.Policy
+	// Timeout bounds the handling of one delivery. Keep it below the
+	// function's timeout. Default 30s.
+	Timeout time.Duration
+	// MaxBody is the largest body accepted. Default events.DefaultMaxBody.
+	MaxBody int64
+}
+
+// Validate checks cfg.
+func (c Config) Validate() error {
+	if c.Consumer == "" {
+		return ErrNoConsumer
+	}
+	if c.Timeout < 0 {
+		return fmt.Errorf("handler: negative Timeout %s", c.Timeout)
+	}
+	if err := c.Retry.Validate(); err != nil {
+		return fmt.Errorf("handler: retry policy: %w", err)
+	}
+	return nil
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.MaxBody <= 0 {
+		c.MaxBody = events.DefaultMaxBody
+	}
+}
+
+// Handler is the http.Handler New returns. It is safe for concurrent use.
+type Handler struct {
+	cfg    Config
+	handle Func // full chain for decoded events
+	reject Func // chain for pushes that could not be decoded
+}
+
+// New returns an http.Handler that decodes each push and runs h inside the
+// standard chain (see the package doc). idempotency, if given, is placed
+// between Retry and h: pass Lease(...) or Transactional(...).
+func New(cfg Config, h Func, idempotency ...Middleware) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	outer := []Middleware{
+		Recover(cfg.Logger),
+		Observe(cfg.Consumer, cfg.Logger),
+		Timeout(cfg.Timeout),
+		DeadLetter(cfg.Consumer, cfg.DeadLetter, cfg.Logger),
+	}
+	full := append(append(append([]Middleware{}, outer...), Retry(cfg.Retry)), idempotency...)
+	full = append(full, Recover(cfg.Logger))
+	return &Handler{
+		cfg:    cfg,
+		handle: Chain(h, full...),
+		reject: Chain(decodeError, outer...),
+	}, nil
+}
+
+// ServeHTTP implements the push contract.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "push deliveries are POST requests", http.StatusMethodNotAllowed)
+		return
+	}
+	in, decodeErr := events.DecodeRequest(r, h.cfg.MaxBody)
+	ctx := in.Context(r.Context())
+	var err error
+	if decodeErr != nil {
+		err = h.reject(withDecodeError(ctx, decodeErr), in)
+	} else {
+		err = h.handle(ctx, in)
+	}
+	writeStatus(w, err)
+}
+
+func writeStatus(w http.ResponseWriter, err error) {
+	switch {
+	case err == nil:
+		w.WriteHeader(http.StatusNoContent)
+	case retry.IsPermanent(err):
+		http.Error(w, "permanent failure, not dead-lettered: "+err.Error(), http.StatusInternalServerError)
+	default:
+		http.Error(w, "transient failure, redeliver: "+err.Error(), http.StatusServiceUnavailable)
+	}
+}
+
+type decodeErrKey struct{}
+
+// withDecodeError makes the reject chain's innermost Func fail with err.
+func withDecodeError(ctx context.Context, err error) context.Context {
+	return context.WithValue(ctx, decodeErrKey{}, err)
+}
+
+// decodeError is the innermost Func of the reject chain: it fails with the
+// error DecodeRequest returned.
+func decodeError(ctx context.Context, _ *events.Incoming) error {
+	if err, ok := ctx.Value(decodeErrKey{}).(error); ok {
+		return err
+	}
+	return retry.Permanentf("decode event: undecodable push")
+}
+
+// Recover turns a panic below it into a transient error and logs the
+// stack. The process never crashes because of one delivery.
+func Recover(logger *slog.Logger) Middleware {
+	return func(next Func) Func {
+		return func(ctx context.Context, in *events.Incoming) (err error) {
+			defer func() {
+				if v := recover(); v != nil {
+					stack := string(debug.Stack())
+					logger.ErrorContext(ctx, "handler panicked", "panic", fmt.Sprint(v), "stack", stack)
+					err = retry.Transient(fmt.Errorf("panic: %v", v))
+				}
+			}()
+			return next(ctx, in)
+		}
+	}
+}
+
+// Observe adds the consumer label to ctx and logs one line per delivery:
+// INFO when acknowledged, WARNING when it will be redelivered, ERROR when a
+// permanent failure could not be dead-lettered.
+func Observe(consumer string, logger *slog.Logger) Middleware {
+	return func(next Func) Func {
+		return func(ctx context.Context, in *events.Incoming) error {
+			ctx = observability.WithLabel(ctx, observability.LabelFunction, consumer)
+			start := time.Now()
+			ctx, outcome := withOutcome(ctx)
+			err := next(ctx, in)
+			attrs := []any{"duration_ms", time.Since(start).Milliseconds()}
+			switch {
+			case err == nil:
+				logger.InfoContext(ctx, "event "+outcome.get(), attrs...)
+			case retry.IsPermanent(err):
+				logger.ErrorContext(ctx, "permanent failure not dead-lettered; Pub/Sub will redeliver", append(attrs, "error", err.Error())...)
+			default:
+				logger.WarnContext(ctx, "transient failure; Pub/Sub will redeliver", append(attrs, "error", err.Error())...)
+			}
+			return err
+		}
+	}
+}
+
+// Timeout bounds the handling of one delivery.
+func Timeout(d time.Duration) Middleware {
+	return func(next Func) Func {
+		return func(ctx context.Context, in *events.Incoming) error {
+			ctx, cancel := context.WithTimeout(ctx, d)
+			defer cancel()
+			return next(ctx, in)
+		}
+	}
+}
+
+// DeadLetter publishes a delivery whose error is permanent to the
+// consumer's dead-letter topic, unchanged but for reason attributes, and
+// acknowledges it. When the publish fails, or pub is nil, the error is
+// returned so the delivery is not acknowledged and nothing is lost.
+func DeadLetter(consumer string, pub *deadletter.Publisher, logger *slog.Logger) Middleware {
+	return func(next Func) Func {
+		return func(ctx context.Context, in *events.Incoming) error {
+			err := next(ctx, in)
+			if err == nil || !retry.IsPermanent(err) || pub == nil {
+				return err
+			}
+			id, perr := pub.Publish(context.WithoutCancel(ctx), in.Message, deadletter.Reason{
+				Err:          err,
+				Consumer:     consumer,
+				SourceTopic:  sourceTopic(in),
+				Subscription: in.Delivery.Subscription,
+				MessageID:    in.Delivery.MessageID,
+				Attempt:      in.Delivery.Attempt,
+			})
+			if perr != nil {
+				logger.ErrorContext(ctx, "dead-lettering failed", "error", err.Error(), "publish_error", perr.Error())
+				return fmt.Errorf("%w (dead-letter publish failed: %v)", err, perr)
+			}
+			logger.WarnContext(ctx, "event dead-lettered", "error", err.Error(), "dead_letter_topic", pub.Topic, "dead_letter_message_id", id)
+			setOutcome(ctx, "dead-lettered")
+			return nil
+		}
+	}
+}
+
+// sourceTopic names the topic the event was published to, from the event
+// type's registry entry.
+func sourceTopic(in *events.Incoming) string {
+	typ := events.LookupAttribute(in.Message.Attributes, events.AttrType)
+	if in.Event.Context != nil {
+		typ = in.Event.Type()
+	}
+	if ti, ok := events.Lookup(typ); ok {
+		return ti.Topic
+	}
+	return ""
+}
+
+// Retry retries transient errors in process with p (exponential backoff,
+// full jitter), never past ctx's deadline. Permanent errors return at once.
+func Retry(p retry.Policy) Middleware {
+	return func(next Func) Func {
+		return func(ctx context.Context, in *events.Incoming) error {
+			return retry.Do(ctx, p, func(ctx context.Context) error { return next(ctx, in) })
+		}
+	}
+}
+
+// outcome records what happened to a delivery for the log line.
+type outcome struct{ v string }
+
+type outcomeKey struct{}
+
+func withOutcome(ctx context.Context) (context.Context, *outcome) {
+	o := &outcome{v: "processed"}
+	return context.WithValue(ctx, outcomeKey{}, o), o
+}
+
+func (o *outcome) get() string { return o.v }
+
+func setOutcome(ctx context.Context, v string) {
+	if o, ok := ctx.Value(outcomeKey{}).(*outcome); ok {
+		o.v = v
+	}
+}

@@ -1,0 +1,269 @@
+package handler_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"example.com/platform/shared/deadletter"
+	"example.com/platform/shared/events"
+	"example.com/platform/shared/handler"
+	"example.com/platform/shared/messaging"
+	"example.com/platform/shared/retry"
+	"example.com/platform/shared/testing/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+var fastRetry = retry.Policy{MaxAttempts: 3, Initial: time.Millisecond, Max: 2 * time.Millisecond, Budget: time.Second}
+
+// order returns a valid order.created message for a fresh order.
+func order(t *testing.T) messaging.Message {
+	t.Helper()
+	_, m, err := events.NewMessage(context.Background(), "//orders.example.com/tests", events.OrderCreated{
+		OrderID: uuid.NewString(), CustomerID: "cust-1",
+		Items:    []events.LineItem{{SKU: "SKU-1", Quantity: 2, UnitPrice: 500}},
+		Currency: "EUR", Total: 1000, CreatedAt: time.Now().UTC(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+var delivery = events.Delivery{Subscription: "projects/p/subscriptions/payment--order.created", MessageID: "42", Attempt: 1, PublishTime: time.Now().UTC()}
+
+// push sends m to h the way a no-wrapper push subscription does.
+func push(t *testing.T, h http.Handler, m messaging.Message) *httptest.ResponseRecorder {
+	t.Helper()
+	req, err := events.NewPushRequest(context.Background(), "http://fn/", m, delivery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+type env struct {
+	h    *handler.Handler
+	dlq  *messaging.Recorder
+	logs *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func newEnv(t *testing.T, fn handler.Func, idem ...handler.Middleware) *env {
+	t.Helper()
+	e := &env{dlq: &messaging.Recorder{}, logs: &syncBuffer{}}
+	h, err := handler.New(handler.Config{
+		Consumer:   "payment",
+		Logger:     slog.New(slog.NewJSONHandler(e.logs, nil)),
+		DeadLetter: &deadletter.Publisher{Topic: "payment.dlq", Messages: e.dlq},
+		Retry:      fastRetry,
+	}, fn, idem...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.h = h
+	return e
+}
+
+func TestSuccessAcks(t *testing.T) {
+	var calls atomic.Int32
+	e := newEnv(t, func(ctx context.Context, in *events.Incoming) error {
+		calls.Add(1)
+		if _, ok := in.Payload.(events.OrderCreated); !ok {
+			t.Errorf("payload %T", in.Payload)
+		}
+		return nil
+	})
+	if rec := push(t, e.h, order(t)); rec.Code != http.StatusNoContent {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	if calls.Load() != 1 || len(e.dlq.Messages()) != 0 {
+		t.Fatalf("calls=%d dlq=%d", calls.Load(), len(e.dlq.Messages()))
+	}
+}
+
+func TestEventarcEnvelopeIsAccepted(t *testing.T) {
+	var got string
+	e := newEnv(t, func(ctx context.Context, in *events.Incoming) error { got = in.Event.ID(); return nil })
+	m := order(t)
+	attrs := map[string]string{}
+	for k, v := range m.Attributes {
+		attrs[k] = v
+	}
+	body, _ := json.Marshal(events.MessagePublishedData{
+		Message:      events.PubsubMessage{Data: m.Data, Attributes: attrs, MessageID: "7", OrderingKey: m.OrderingKey},
+		Subscription: "projects/p/subscriptions/eventarc-sub",
+	})
+	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Ce-Id", "outer-1")
+	req.Header.Set("Ce-Specversion", "1.0")
+	req.Header.Set("Ce-Source", "//pubsub.googleapis.com/projects/p/topics/order.created")
+	req.Header.Set("Ce-Type", events.MessagePublishedType)
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusNoContent || got != m.Attributes["ce-id"] {
+		t.Fatalf("status %d body %s; handled event %q, want %q", rec.Code, rec.Body, got, m.Attributes["ce-id"])
+	}
+}
+
+func TestUndecodablePushIsDeadLetteredWithOriginal(t *testing.T) {
+	var calls atomic.Int32
+	e := newEnv(t, func(context.Context, *events.Incoming) error { calls.Add(1); return nil })
+	m := order(t)
+	m.Data = []byte(`{"order_id": `) // malformed JSON
+	rec := push(t, e.h, m)
+	if rec.Code != http.StatusNoContent {
+		t.Fatalf("status %d, want 204 (dead-lettered and acked)", rec.Code)
+	}
+	if calls.Load() != 0 {
+		t.Fatal("handler ran on an undecodable event")
+	}
+	dl := e.dlq.Messages()
+	if len(dl) != 1 {
+		t.Fatalf("dead letters: %d", len(dl))
+	}
+	if string(dl[0].Data) != string(m.Data) || dl[0].Attributes["ce-id"] != m.Attributes["ce-id"] {
+		t.Fatalf("original not kept: %q %v", dl[0].Data, dl[0].Attributes)
+	}
+	if dl[0].Attributes[deadletter.AttrReasonClass] != "permanent" || !strings.Contains(dl[0].Attributes[deadletter.AttrReason], "JSON") {
+		t.Fatalf("reason attributes: %v", dl[0].Attributes)
+	}
+	if dl[0].Attributes[deadletter.AttrSubscription] != delivery.Subscription || dl[0].Attributes[deadletter.AttrSourceTopic] != "order.created" {
+		t.Fatalf("source attributes: %v", dl[0].Attributes)
+	}
+}
+
+func TestPermanentErrorIsDeadLetteredOnce(t *testing.T) {
+	var calls atomic.Int32
+	e := newEnv(t, func(context.Context, *events.Incoming) error {
+		calls.Add(1)
+		return retry.Permanentf("validate order: customer blocked")
+	})
+	if rec := push(t, e.h, order(t)); rec.Code != http.StatusNoContent {
+		t.Fatalf("status %d", rec.Code)
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("permanent error retried: %d calls", calls.Load())
+	}
+	if dl := e.dlq.Messages(); len(dl) != 1 || dl[0].Attributes[deadletter.AttrReason] != "validate order: customer blocked" {
+		t.Fatalf("dead letters %+v", dl)
+	}
+	if !strings.Contains(e.logs.String(), "event dead-lettered") {
+		t.Fatalf("log: %s", e.logs)
+	}
+}
+
+func TestDeadLetterFailureIsNotAcked(t *testing.T) {
+	e := newEnv(t, func(context.Context, *events.Incoming) error { return retry.Permanentf("bad") })
+	e.dlq.Fail = func(string, messaging.Message) error { return errors.New("pubsub down") }
+	if rec := push(t, e.h, order(t)); rec.Code < 300 {
+		t.Fatalf("status %d: acked a message that was neither processed nor dead-lettered", rec.Code)
+	}
+}
+
+func TestNoDeadLetterTopicAnswers500(t *testing.T) {
+	h, err := handler.New(handler.Config{Consumer: "payment", Retry: fastRetry, Logger: slog.New(slog.DiscardHandler)},
+		func(context.Context, *events.Incoming) error { return retry.Permanentf("bad") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := push(t, h, order(t)); rec.Code != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", rec.Code)
+	}
+}
+
+func TestTransientErrorIsRetriedInProcess(t *testing.T) {
+	var calls atomic.Int32
+	e := newEnv(t, func(context.Context, *events.Incoming) error {
+		if calls.Add(1) < 3 {
+			return retry.Transientf("gateway 503")
+		}
+		return nil
+	})
+	if rec := push(t, e.h, order(t)); rec.Code != http.StatusNoContent {
+		t.Fatalf("status %d", rec.Code)
+	}
+	if calls.Load() != 3 {
+		t.Fatalf("calls %d, want 3", calls.Load())
+	}
+}
+
+func TestTransientErrorAfterRetriesAnswers503(t *testing.T) {
+	var calls atomic.Int32
+	e := newEnv(t, func(context.Context, *events.Incoming) error { calls.Add(1); return errors.New("connection reset") })
+	if rec := push(t, e.h, order(t)); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", rec.Code)
+	}
+	if calls.Load() != int32(fastRetry.MaxAttempts) || len(e.dlq.Messages()) != 0 {
+		t.Fatalf("calls %d dlq %d", calls.Load(), len(e.dlq.Messages()))
+	}
+}
+
+func TestPanicBecomesTransientAndProcessSurvives(t *testing.T) {
+	e := newEnv(t, func(context.Context, *events.Incoming) error { panic("nil map write") })
+	srv := httptest.NewServer(e.h)
+	defer srv.Close()
+	for range 2 {
+		req, _ := events.NewPushRequest(context.Background(), srv.URL, order(t), delivery)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("status %d, want 503", resp.StatusCode)
+		}
+	}
+	if logs := e.logs.String(); !strings.Contains(logs, "handler panicked") || !strings.Contains(logs, "goroutine") {
+		t.Fatalf("panic not logged with stack: %s", logs)
+	}
+}
+
+func TestOnlyPOST(t *testing.T) {
+	e := newEnv(t, func(context.Context, *events.Incoming) error { return nil })
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("status %d", rec.Code)
+	}
+}
+
+func TestTimeoutBoundsTheHandler(t *testing.T) {
+	h, err := handler.New(handler.Config{Consumer: "payment", Timeout: 20 * time.Millisecond, Retry: retry.Policy{MaxAttempts: 1}, Logger: slog.New(slog.DiscardHandler)},
+		func(ctx context.Context, _ *events.Incoming) error { <-ctx.Done(); return ctx.Err() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := push(t, h, order(t)); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", rec.Code)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	if _, err := handler.New(handler.Config{}, nil); !errors.Is(err, handler.ErrNoConsumer) {
+		t.Fatalf("err = %v", err)
+	}
+}
