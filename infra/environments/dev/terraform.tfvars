@@ -21,7 +21,7 @@ analytics = {
 min_instances = 0
 
 orders_api = {
-  ingress           = "ALLOW_INTERNAL_AND_GCLB"
+  ingress           = "ALLOW_INTERNAL_ONLY"
   invokers          = { developers = "group:developers@example.com" }
   outbox_relay_cron = "*/5 * * * *"
 }

@@ -19,6 +19,8 @@ module "network" {
   source      = "../../modules/network"
   project_id  = var.project_id
   region      = var.region
+  env         = var.env
+  labels      = { team = var.platform_team }
   subnet_cidr = var.network.subnet_cidr
   private_services_range = {
     address       = var.network.private_services_start

@@ -21,7 +21,7 @@ analytics = {
 min_instances = 1
 
 orders_api = {
-  ingress           = "ALLOW_INTERNAL_AND_GCLB"
+  ingress           = "ALLOW_INTERNAL_ONLY"
   invokers          = { storefront = "serviceAccount:storefront@example-prod.iam.gserviceaccount.com" }
   outbox_relay_cron = "* * * * *"
 }

@@ -20,7 +20,7 @@ analytics = {
 min_instances = 0
 
 orders_api = {
-  ingress           = "ALLOW_INTERNAL_AND_GCLB"
+  ingress           = "ALLOW_INTERNAL_ONLY"
   invokers          = { qa = "group:qa@example.com" }
   outbox_relay_cron = "* * * * *"
 }

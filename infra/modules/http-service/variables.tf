@@ -205,9 +205,9 @@ variable "cloudsql" {
 
 
 variable "ingress" {
-  description = "Who can reach the service over the network: ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB (behind a load balancer). Callers also need roles/run.invoker; the service never allows unauthenticated calls."
+  description = "Who can reach the service over the network: ALLOW_INTERNAL_ONLY (callers in the project's VPC, Cloud Scheduler, Pub/Sub) or ALLOW_INTERNAL_AND_GCLB once an external load balancer fronts it. Callers also need roles/run.invoker; the service never allows unauthenticated calls."
   type        = string
-  default     = "ALLOW_INTERNAL_AND_GCLB"
+  default     = "ALLOW_INTERNAL_ONLY"
   nullable    = false
 
   validation {

@@ -1,3 +1,7 @@
+locals {
+  labels = merge(var.labels, { env = var.env })
+}
+
 resource "google_compute_network" "default" {
   project                 = var.project_id
   name                    = var.name
@@ -19,6 +23,7 @@ resource "google_compute_subnetwork" "default" {
 resource "google_compute_global_address" "private_services" {
   project       = var.project_id
   name          = "${var.name}-private-services"
+  labels        = local.labels
   purpose       = "VPC_PEERING"
   address_type  = "INTERNAL"
   address       = var.private_services_range.address

@@ -10,6 +10,23 @@ variable "region" {
   nullable    = false
 }
 
+variable "env" {
+  description = "Environment name, set as the env label of what takes labels."
+  type        = string
+  nullable    = false
+}
+
+variable "labels" {
+  description = "Labels of the labelled resources (the private services range). Must include team; env is set by the module."
+  type        = map(string)
+  nullable    = false
+
+  validation {
+    condition     = contains(keys(var.labels), "team")
+    error_message = "The labels must include \"team\"."
+  }
+}
+
 variable "name" {
   description = "Name of the VPC network; the subnetwork and the private services range are named after it."
   type        = string
