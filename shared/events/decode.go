@@ -29,6 +29,11 @@ import (
 // given maxBody <= 0.
 const DefaultMaxBody int64 = 1 << 20
 
+// MaxMessageBytes is the largest Pub/Sub message (10 MB). A body larger than
+// maxBody but within this limit is still read whole, so that the
+// dead-letter copy of an oversized event loses nothing.
+const MaxMessageBytes int64 = 10_000_000
+
 // MessagePublishedType is the CloudEvents type of Eventarc's Pub/Sub
 // envelope, whose data is a MessagePublishedData.
 const MessagePublishedType = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -123,7 +128,9 @@ var transportPrefixes = []string{"X-Goog-", "X-Appengine-", "X-Serverless-", "X-
 //     (binary or structured) whose data holds the Pub/Sub message; that
 //     message's ce-* attributes and data are the domain event.
 //
-// The body is read up to maxBody bytes (DefaultMaxBody when maxBody <= 0).
+// A body over maxBody bytes (DefaultMaxBody when maxBody <= 0) is a
+// permanent error; it is still read whole (up to MaxMessageBytes) into
+// Message so the dead-letter copy is complete.
 // Every error about the request's content (oversized body, not a
 // CloudEvent, missing or invalid attributes, wrong content type, unknown
 // type or unsupported version, malformed JSON, invalid payload) is
@@ -142,11 +149,13 @@ func DecodeRequest(r *http.Request, maxBody int64) (*Incoming, error) {
 	var body []byte
 	if r.Body != nil {
 		var err error
-		body, err = io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+		// Read up to the Pub/Sub message limit even when maxBody is
+		// smaller, so an oversized event is dead-lettered whole.
+		body, err = io.ReadAll(http.MaxBytesReader(nil, r.Body, max(maxBody, MaxMessageBytes)))
 		in.Message.Data = body
 		var tooBig *http.MaxBytesError
 		switch {
-		case errors.As(err, &tooBig):
+		case errors.As(err, &tooBig) || int64(len(body)) > maxBody:
 			return in, retry.Permanentf("decode event: request body exceeds the %d-byte limit", maxBody)
 		case err != nil:
 			return in, retry.Transientf("decode event: read body: %w", err)
