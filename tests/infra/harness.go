@@ -320,7 +320,13 @@ func (h *Harness) InitE(tb testing.TB, opts *terraform.Options) (string, error) 
 // the CLI's error (whose text includes the diagnostics).
 func (h *Harness) PlanE(tb testing.TB, dir string, vars map[string]any) (*terraform.PlanStruct, error) {
 	tb.Helper()
-	opts := h.Options(tb, dir, vars)
+	return h.PlanOptionsE(tb, h.Options(tb, dir, vars))
+}
+
+// PlanOptionsE is PlanE with options from Options; the plan file stays at
+// opts.PlanFilePath, so the same options can apply it.
+func (h *Harness) PlanOptionsE(tb testing.TB, opts *terraform.Options) (*terraform.PlanStruct, error) {
+	tb.Helper()
 	if out, err := h.InitE(tb, opts); err != nil {
 		return nil, fmt.Errorf("%w\n%s", err, out)
 	}

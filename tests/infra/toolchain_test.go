@@ -149,7 +149,7 @@ func TestApplyAndDestroyOffline(t *testing.T) {
 	}
 	terraform.Apply(t, opts)
 	id := terraform.Output(t, opts, "subscription_id")
-	if want := "projects/fixture-project/pubsub_subscription/fixture--sub"; id != want {
+	if want := "projects/fixture-project/subscriptions/fixture--sub"; id != want {
 		t.Errorf("subscription id = %q, want %q", id, want)
 	}
 	if code := terraform.PlanExitCode(t, opts); code != 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/big"
+	"os"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-go/tfprotov5"
@@ -151,8 +152,84 @@ func (f *filler) attr(a *tfprotov5.SchemaAttribute, v tftypes.Value) (tftypes.Va
 // short is the resource type without the provider prefix.
 func (f *filler) short() string { return strings.TrimPrefix(f.typeName, "google_") }
 
-// id is a stable id in the provider's usual shape.
+// idFormats are the id shapes of the real provider for the types the
+// project uses, so that modules validating or parsing ids see what they
+// will see in a real project. {x} is the known top-level string attribute
+// x; {region} falls back to location and then the provider's region.
+var idFormats = map[string]string{
+	"google_artifact_registry_repository":    "projects/{project}/locations/{location}/repositories/{repository_id}",
+	"google_bigquery_dataset":                "projects/{project}/datasets/{dataset_id}",
+	"google_bigquery_table":                  "projects/{project}/datasets/{dataset_id}/tables/{table_id}",
+	"google_cloud_run_v2_service":            "projects/{project}/locations/{location}/services/{name}",
+	"google_cloud_scheduler_job":             "projects/{project}/locations/{region}/jobs/{name}",
+	"google_cloudfunctions2_function":        "projects/{project}/locations/{location}/functions/{name}",
+	"google_compute_global_address":          "projects/{project}/global/addresses/{name}",
+	"google_compute_network":                 "projects/{project}/global/networks/{name}",
+	"google_compute_router":                  "projects/{project}/regions/{region}/routers/{name}",
+	"google_compute_subnetwork":              "projects/{project}/regions/{region}/subnetworks/{name}",
+	"google_project_service":                 "{project}/{service}",
+	"google_pubsub_schema":                   "projects/{project}/schemas/{name}",
+	"google_pubsub_subscription":             "projects/{project}/subscriptions/{name}",
+	"google_pubsub_topic":                    "projects/{project}/topics/{name}",
+	"google_secret_manager_secret":           "projects/{project}/secrets/{secret_id}",
+	"google_service_account":                 "projects/{project}/serviceAccounts/{email}",
+	"google_sql_database":                    "projects/{project}/instances/{instance}/databases/{name}",
+	"google_sql_database_instance":           "{name}",
+	"google_storage_bucket":                  "{name}",
+	"google_vpc_access_connector":            "projects/{project}/locations/{region}/connectors/{name}",
+	"google_monitoring_notification_channel": "projects/{project}/notificationChannels/{hash}",
+	"google_monitoring_alert_policy":         "projects/{project}/alertPolicies/{hash}",
+}
+
+// computedFormats are computed attributes other than id with a known
+// shape in the real provider, by type.
+var computedFormats = map[string]map[string]string{
+	"google_service_account":              {"name": "projects/{project}/serviceAccounts/{email}"},
+	"google_secret_manager_secret":        {"name": "projects/" + ProjectNumber + "/secrets/{secret_id}"},
+	"google_artifact_registry_repository": {"name": "{repository_id}"},
+	"google_sql_database_instance": {
+		"connection_name":    "{project}:{region}:{name}",
+		"private_ip_address": "10.0.0.3",
+		"self_link":          "https://sqladmin.googleapis.com/sql/v1beta4/projects/{project}/instances/{name}",
+	},
+	"google_storage_bucket":                  {"url": "gs://{name}"},
+	"google_monitoring_alert_policy":         {"name": "projects/{project}/alertPolicies/{hash}"},
+	"google_monitoring_notification_channel": {"name": "projects/{project}/notificationChannels/{hash}"},
+	"google_cloudbuild_trigger":              {"trigger_id": "{hash}"},
+	"google_compute_global_address":          {"address": "10.10.0.0"},
+}
+
+func (f *filler) format(tmpl string) string {
+	return os.Expand(tmpl, func(k string) string {
+		switch k {
+		case "project":
+			return f.project
+		case "hash":
+			return f.hash
+		case "email":
+			return f.email()
+		case "region", "location":
+			if v := f.known[k]; v != "" {
+				return v
+			}
+			if v := f.known["location"]; v != "" {
+				return v
+			}
+			return f.region
+		}
+		if v := f.known[k]; v != "" {
+			return v
+		}
+		return f.hash
+	})
+}
+
+// id is a stable id in the provider's shape for the type, or a generic
+// "projects/<project>/<type>/<name>" one.
 func (f *filler) id() string {
+	if t, ok := idFormats[f.typeName]; ok {
+		return f.format(braces(t))
+	}
 	for _, k := range []string{"name", "account_id", "dataset_id", "table_id", "secret_id", "topic", "subscription", "instance", "bucket", "service"} {
 		if n := f.known[k]; n != "" {
 			if strings.HasPrefix(n, "projects/") {
@@ -163,6 +240,9 @@ func (f *filler) id() string {
 	}
 	return f.short() + "/" + f.hash
 }
+
+// braces turns "{x}" placeholders into os.Expand's "${x}".
+func braces(t string) string { return strings.ReplaceAll(t, "{", "${") }
 
 // email is a service-account-shaped address.
 func (f *filler) email() string {
@@ -209,6 +289,9 @@ func (f *filler) value(name string, typ tftypes.Type) tftypes.Value {
 }
 
 func (f *filler) str(name string) string {
+	if t, ok := computedFormats[f.typeName][name]; ok {
+		return f.format(braces(t))
+	}
 	switch name {
 	case "id":
 		return f.id()
