@@ -6,7 +6,7 @@ SHELL := /bin/bash
 
 # Every Go module in the repository, found from its go.mod (not only those in
 # go.work), so a module that only builds inside the workspace is caught.
-MODULES := $(shell find . -name go.mod -not -path './dist/*' -not -path '*/vendor/*' -not -path '*/testdata/*' -printf '%h\n' | sort)
+MODULES := $(shell find . -name go.mod -not -path './dist/*' -not -path '*/vendor/*' -not -path '*/testdata/*' -not -path './tools/tofu/*' -printf '%h\n' | sort)
 GOTEST_FLAGS ?= -race -count=1
 
 .PHONY: help
@@ -34,6 +34,10 @@ tidy-check: ## Fail if any go.mod or go.sum is not tidy (each module on its own,
 	@for m in $(MODULES); do \
 	  (cd $$m && GOWORK=off go mod tidy -diff >/dev/null) || { echo "go.mod/go.sum of $$m is not tidy: run (cd $$m && GOWORK=off go mod tidy)"; exit 1; }; \
 	done
+
+.PHONY: infra-check
+infra-check: ## Offline Terraform/OpenTofu checks of infra/ (fmt, validate, plans, invariants, README examples).
+	cd tests && go test -count=1 ./tfprovider/... ./infra/
 
 .PHONY: bench
 bench: ## Idempotency and baseline benchmarks against one PostgreSQL (see docs/benchmarks.md).
