@@ -1,0 +1,93 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+
+	"cloud.google.com/go/cloudsqlconn"
+	"cloud.google.com/go/pubsub/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"example.com/platform/shared/observability"
+)
+
+// OpenDB opens a pool to the configured database. With Database.URL it
+// connects directly (local stack, tests); otherwise it dials the Cloud SQL
+// instance through cloudsqlconn, with IAM database authentication unless
+// DB_IAM_AUTH=false, over the private IP unless DB_IP_TYPE says otherwise.
+// The returned close function also closes the dialer.
+func OpenDB(ctx context.Context, db Database) (*pgxpool.Pool, func(), error) {
+	if db.URL != "" {
+		pool, err := pgxpool.New(ctx, db.URL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open database: %w", err)
+		}
+		return pool, pool.Close, nil
+	}
+	var opts []cloudsqlconn.Option
+	if db.IAMAuth {
+		opts = append(opts, cloudsqlconn.WithIAMAuthN())
+	}
+	switch db.IPType {
+	case "public":
+		opts = append(opts, cloudsqlconn.WithDefaultDialOptions(cloudsqlconn.WithPublicIP()))
+	case "psc":
+		opts = append(opts, cloudsqlconn.WithDefaultDialOptions(cloudsqlconn.WithPSC()))
+	default:
+		opts = append(opts, cloudsqlconn.WithDefaultDialOptions(cloudsqlconn.WithPrivateIP()))
+	}
+	dialer, err := cloudsqlconn.NewDialer(ctx, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cloud sql dialer: %w", err)
+	}
+	// The IAM user of a service account is its email without
+	// ".gserviceaccount.com".
+	user := strings.TrimSuffix(db.User, ".gserviceaccount.com")
+	cfg, err := pgxpool.ParseConfig(fmt.Sprintf("user=%s dbname=%s sslmode=disable", user, db.Name))
+	if err != nil {
+		dialer.Close()
+		return nil, nil, fmt.Errorf("database config: %w", err)
+	}
+	cfg.ConnConfig.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return dialer.Dial(ctx, db.Instance)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		dialer.Close()
+		return nil, nil, fmt.Errorf("open database: %w", err)
+	}
+	return pool, func() { pool.Close(); dialer.Close() }, nil
+}
+
+// NewPubSub returns a Pub/Sub client for project. It honours
+// PUBSUB_EMULATOR_HOST, so the same code talks to the local stack's server.
+func NewPubSub(ctx context.Context, project string) (*pubsub.Client, error) {
+	c, err := pubsub.NewClient(ctx, project)
+	if err != nil {
+		return nil, fmt.Errorf("pubsub client: %w", err)
+	}
+	return c, nil
+}
+
+// NewLogger returns a Cloud Logging JSON logger writing to w (os.Stdout
+// when nil) at the level named by LOG_LEVEL (debug, info, warn, error;
+// default info), labelled with the function name.
+func NewLogger(w io.Writer, env Env) *slog.Logger {
+	if w == nil {
+		w = os.Stdout
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(env.LogLevel)); err != nil || env.LogLevel == "" {
+		level = slog.LevelInfo
+	}
+	return observability.NewLogger(w, &observability.HandlerOptions{
+		ProjectID: env.Project,
+		Level:     level,
+		Labels:    map[string]string{observability.LabelFunction: env.Function},
+	})
+}
