@@ -1,0 +1,135 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"example.com/platform/shared/deadletter"
+	"example.com/platform/shared/handler"
+	"example.com/platform/shared/idempotency"
+	"example.com/platform/shared/manifest"
+	"example.com/platform/shared/messaging"
+	"example.com/platform/shared/orders"
+	"example.com/platform/shared/outbox"
+)
+
+// Deps are the connections a function shares between requests. Fields are
+// nil when the function's Needs did not ask for them.
+type Deps struct {
+	Env         Env
+	Logger      *slog.Logger
+	DB          *pgxpool.Pool
+	PubSub      *pubsub.Client
+	Publisher   *messaging.PubSub
+	Relay       *outbox.Relay
+	Idempotency *idempotency.Store
+	DeadLetter  *deadletter.Publisher
+
+	closers []func()
+}
+
+// Open connects everything needs asks for: PostgreSQL (and applies the
+// idempotency, outbox and orders migrations, which are safe to run from
+// every instance at once), Pub/Sub with a publisher, an outbox relay, the
+// idempotency store and the dead-letter publisher. On error it closes
+// what it opened.
+func Open(ctx context.Context, env Env, needs Needs, logger *slog.Logger) (_ *Deps, err error) {
+	if logger == nil {
+		logger = NewLogger(nil, env)
+	}
+	d := &Deps{Env: env, Logger: logger}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if needs.PubSub {
+		if d.PubSub, err = NewPubSub(ctx, env.Project); err != nil {
+			return nil, err
+		}
+		d.closers = append(d.closers, func() { d.PubSub.Close() })
+		d.Publisher = messaging.NewPubSub(d.PubSub)
+		d.closers = append(d.closers, d.Publisher.Stop)
+		d.DeadLetter = &deadletter.Publisher{Topic: env.DeadLetterTopic, Messages: d.Publisher}
+	}
+	if needs.Database {
+		pool, closeDB, err := OpenDB(ctx, env.Database)
+		if err != nil {
+			return nil, err
+		}
+		d.DB = pool
+		d.closers = append(d.closers, closeDB)
+		for _, m := range []struct {
+			name string
+			fn   func(context.Context, *pgxpool.Pool) error
+		}{{"idempotency", idempotency.Migrate}, {"outbox", outbox.Migrate}, {"orders", orders.Migrate}} {
+			if err := m.fn(ctx, pool); err != nil {
+				return nil, fmt.Errorf("migrate %s: %w", m.name, err)
+			}
+		}
+		if d.Idempotency, err = idempotency.New(pool, idempotency.Config{}); err != nil {
+			return nil, err
+		}
+		if d.Publisher != nil {
+			if d.Relay, err = outbox.NewRelay(outbox.Config{Pool: pool, Publisher: d.Publisher, Logger: logger}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return d, nil
+}
+
+// Close releases every connection, in reverse order of opening.
+func (d *Deps) Close() {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
+	}
+	d.closers = nil
+}
+
+// LeaseDuration is the lease of lease-mode idempotency: longer than any
+// single attempt of the function (its timeout), so a live holder keeps it.
+const LeaseDuration = 2 * time.Minute
+
+// Handler builds the push endpoint of consumer fn with the idempotency
+// mode of the function's manifest (manifest.Idempotency*).
+func (d *Deps) Handler(fn handler.Func, mode string, cfg handler.Config) (*handler.Handler, error) {
+	if cfg.Consumer == "" {
+		cfg.Consumer = d.Env.Function
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = d.Logger
+	}
+	if cfg.DeadLetter == nil {
+		cfg.DeadLetter = d.DeadLetter
+	}
+	var idem []handler.Middleware
+	switch mode {
+	case manifest.IdempotencyNone, "":
+	case manifest.IdempotencyTransactional, manifest.IdempotencyLease:
+		if d.Idempotency == nil {
+			return nil, errors.New("app: idempotency needs the database")
+		}
+		if mode == manifest.IdempotencyLease {
+			idem = append(idem, handler.Lease(cfg.Consumer, d.Idempotency, LeaseDuration, nil))
+			break
+		}
+		var publish func(ctx context.Context, ids ...int64) error
+		if d.Relay != nil {
+			publish = func(ctx context.Context, ids ...int64) error {
+				_, err := d.Relay.PublishAfterCommit(ctx, ids...)
+				return err
+			}
+		}
+		idem = append(idem, handler.Transactional(cfg.Consumer, d.Idempotency, nil, publish, cfg.Logger))
+	default:
+		return nil, fmt.Errorf("app: unknown idempotency mode %q", mode)
+	}
+	return handler.New(cfg, fn, idem...)
+}
