@@ -35,7 +35,9 @@
 // also prepares it: one more round trip, once per connection). Acquiring a
 // pooled connection that was idle for over a second adds pgxpool's ping.
 // A duplicate delivery in transactional mode costs one round trip; a first
-// delivery costs two plus the handler's own queries (claim+BEGIN, COMMIT).
+// delivery costs two plus the handler's own queries (claim+BEGIN, COMMIT),
+// or one in all with TransactionalBatch (claim, writes and commit in one
+// pipeline).
 // A lease Claim costs one round trip in the common case.
 package idempotency
 
@@ -290,6 +292,9 @@ type TxStore interface {
 	// Transactional runs fn at most once per key with effect: see
 	// Store.Transactional.
 	Transactional(ctx context.Context, key Key, payloadHash []byte, fn TxFunc) (Outcome, error)
+	// TransactionalBatch is the one-round-trip form for writes known up
+	// front: see Store.TransactionalBatch.
+	TransactionalBatch(ctx context.Context, key Key, payloadHash []byte, batch *pgx.Batch) (Outcome, error)
 }
 
 var (

@@ -51,9 +51,12 @@ BEGIN
         IF FOUND THEN
             RETURN;
         END IF;
+        -- COLLATE: the caller may pass arguments of another collation
+        -- (convert_from(bytea, name) yields "C"), which would keep the
+        -- planner off the primary key index.
         SELECT status, payload_hash INTO r
           FROM processed_events
-         WHERE consumer = p_consumer AND event_key = p_key;
+         WHERE consumer = p_consumer COLLATE "default" AND event_key = p_key COLLATE "default";
         IF FOUND THEN
             IF p_hash IS NOT NULL AND r.payload_hash IS NOT NULL AND r.payload_hash <> p_hash THEN
                 RAISE EXCEPTION USING ERRCODE = 'IDMP2', MESSAGE = 'idempotency: payload does not match the recorded event';
