@@ -1,0 +1,3 @@
+module example.com/platform/shared
+
+go 1.26.0
