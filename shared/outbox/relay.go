@@ -65,7 +65,8 @@ type Config struct {
 	// MaxRetryBackoff. Zero (the default) retries on the next pass, which
 	// for Run is one interval later.
 	RetryBackoff time.Duration
-	// MaxRetryBackoff caps RetryBackoff. Default 5m.
+	// MaxRetryBackoff caps the delay. Default 5m, or RetryBackoff if
+	// that is larger.
 	MaxRetryBackoff time.Duration
 }
 
@@ -103,7 +104,7 @@ func (c *Config) setDefaults() {
 		c.PublishTimeout = DefaultPublishTimeout
 	}
 	if c.MaxRetryBackoff == 0 {
-		c.MaxRetryBackoff = DefaultMaxRetryBackoff
+		c.MaxRetryBackoff = max(DefaultMaxRetryBackoff, c.RetryBackoff)
 	}
 }
 
@@ -252,11 +253,11 @@ func (r *Relay) PublishAfterCommit(ctx context.Context, ids ...int64) (Stats, er
 }
 
 type row struct {
-	id       int64
-	topic    string
-	key      string
-	data     []byte
-	attrs    map[string]string
+	id    int64
+	topic string
+	key   string
+	data  []byte
+	attrs map[string]string
 }
 
 type claim struct {
