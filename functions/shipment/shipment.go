@@ -1,0 +1,300 @@
+// Package shipment is the shipment function: it consumes payment.processed,
+// creates the order's shipment (carrier and tracking number derived from the
+// event, see tracking.go), moves the order to shipped and emits
+// shipment.dispatched through the outbox, all in the one transaction that
+// also records the event as processed (transactional-mode idempotency).
+//
+// Outcomes, as the push contract sees them:
+//
+//	order paid                 shipment created, order shipped, event emitted; ack
+//	order already shipped      (a late or duplicate payment.processed under a new
+//	                           event id) nothing changes; ack
+//	duplicate delivery         the idempotency layer acks without running Ship
+//	order pending              permanent (ErrNotPaid): dead-lettered, see below
+//	order payment_failed       permanent (orders.ErrIllegalAdvance): dead-lettered
+//	order missing              permanent (orders.ErrNotFound): dead-lettered
+//	database errors            transient: retried in process, then by Pub/Sub
+//
+// Why a payment.processed for a pending order is permanent and not retried:
+// the payment function moves the order pending -> paid in the same
+// transaction that writes payment.processed to its outbox, and the outbox
+// publishes committed rows only, from the same primary database this function
+// reads. So a genuine payment.processed can never be observed before its
+// order is paid; finding the order pending means the event is forged,
+// replayed from elsewhere, or the database was restored to an older point.
+// None of these heals by waiting, and retrying would be harmful: if the
+// order later became paid through a real payment, a retried forged event
+// would be what ships it. The event goes to shipment.dlq at once, with the
+// reason, for an operator to inspect (and replay if it was genuine).
+package shipment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"example.com/platform/shared/events"
+	"example.com/platform/shared/handler"
+	"example.com/platform/shared/messaging"
+	"example.com/platform/shared/orders"
+	"example.com/platform/shared/outbox"
+	"example.com/platform/shared/postgres"
+	"example.com/platform/shared/retry"
+)
+
+// Source is the CloudEvents source of the events this function emits.
+const Source = "//example.com/shipment"
+
+// DefaultCarriers is the carrier list used when SHIPMENT_CARRIERS is unset.
+const DefaultCarriers = "dhl,ups,fedex"
+
+// Errors of Ship, matched with errors.Is. Both are permanent.
+var (
+	// ErrNotPaid: payment.processed arrived for an order that is still
+	// pending (see the package documentation).
+	ErrNotPaid = errors.New("order is not paid")
+	// ErrShipmentExists: the order was paid, not shipped, yet already has a
+	// shipment. The database is inconsistent; nothing is written.
+	ErrShipmentExists = errors.New("order already has a shipment")
+	// ErrWrongEvent: the function received an event other than
+	// payment.processed (a subscription wired to the wrong topic).
+	ErrWrongEvent = errors.New("unexpected event type")
+)
+
+// Shipment is one row of the shipments table.
+type Shipment struct {
+	ID             string
+	OrderID        string
+	PaymentID      string
+	Carrier        string
+	TrackingNumber string
+	EventSource    string
+	EventID        string
+	DispatchedAt   time.Time
+}
+
+// Orders moves an order along the status machine inside q. orders.Advance,
+// through AdvanceFunc, is the production implementation.
+type Orders interface {
+	Advance(ctx context.Context, q postgres.Querier, orderID string, to orders.Status, eventID string) (orders.Result, error)
+}
+
+// AdvanceFunc adapts a function such as orders.Advance to Orders.
+type AdvanceFunc func(ctx context.Context, q postgres.Querier, orderID string, to orders.Status, eventID string) (orders.Result, error)
+
+// Advance calls f.
+func (f AdvanceFunc) Advance(ctx context.Context, q postgres.Querier, orderID string, to orders.Status, eventID string) (orders.Result, error) {
+	return f(ctx, q, orderID, to, eventID)
+}
+
+// Shipments stores shipments inside q. Table (the shipments table of this
+// package's migrations) is the production implementation.
+type Shipments interface {
+	// Create inserts s and reports false, without error, when a shipment
+	// with its id, order id or tracking number exists.
+	Create(ctx context.Context, q postgres.Querier, s Shipment) (bool, error)
+}
+
+// Outbox writes an outgoing message inside q and returns its row id.
+// outbox.Writer is the production implementation.
+type Outbox interface {
+	Write(ctx context.Context, q postgres.Querier, topic string, m messaging.Message) (int64, error)
+}
+
+// Service ships paid orders. Its zero value is ready to use with the
+// defaults of each field. It holds no state between calls and is safe for
+// concurrent use as long as its dependencies are.
+type Service struct {
+	// Carriers the carrier is chosen from. Default: DefaultCarriers.
+	Carriers []string
+	// Source is the CloudEvents source of emitted events. Default: Source.
+	Source string
+	// Orders moves orders. Default: orders.Advance.
+	Orders Orders
+	// Shipments stores shipments. Default: Table.
+	Shipments Shipments
+	// Outbox writes outgoing events. Default: outbox.Writer{}.
+	Outbox Outbox
+	// Now is the clock of DispatchedAt. Default: time.Now.
+	Now func() time.Time
+}
+
+// Outcome says what Ship did.
+type Outcome int
+
+// Outcomes of Ship.
+const (
+	// Dispatched: the shipment was created, the order moved to shipped and
+	// shipment.dispatched written to the outbox.
+	Dispatched Outcome = iota + 1
+	// AlreadyShipped: the order was shipped before; nothing was written.
+	AlreadyShipped
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Dispatched:
+		return "dispatched"
+	case AlreadyShipped:
+		return "already_shipped"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// Result is what Ship did.
+type Result struct {
+	Outcome Outcome
+	// Shipment is the created shipment (zero unless Dispatched).
+	Shipment Shipment
+	// OutboxID is the outbox row of shipment.dispatched (0 unless
+	// Dispatched): register it with handler.AfterCommit.
+	OutboxID int64
+}
+
+// Handle is the handler.Func of the function: it must run inside the
+// Transactional idempotency middleware, whose transaction (handler.Tx)
+// carries every write. It registers the outbox row with handler.AfterCommit,
+// so shipment.dispatched is published right after the commit (and by the
+// relay if that fails).
+func (s *Service) Handle(ctx context.Context, in *events.Incoming) error {
+	tx := handler.Tx(ctx)
+	if tx == nil {
+		// A wiring mistake, not a property of the event: leave it
+		// transient so nothing is dead-lettered because of it.
+		return errors.New("shipment: no transaction: Handle must run inside the Transactional middleware")
+	}
+	p, ok := in.Payload.(events.PaymentProcessed)
+	if !ok {
+		return retry.Permanent(fmt.Errorf("%w %q: the shipment function consumes %s", ErrWrongEvent, in.Event.Type(), events.TypePaymentProcessed))
+	}
+	res, err := s.Ship(ctx, tx, in.Event.Source(), in.Event.ID(), p)
+	if err != nil {
+		return err
+	}
+	if res.Outcome == Dispatched {
+		handler.AfterCommit(ctx, res.OutboxID)
+	}
+	return nil
+}
+
+// Ship handles the payment.processed event (source, id) with payload p
+// inside q, which should be a transaction: on error the caller rolls it back
+// and nothing of the attempt remains. It first advances the order to shipped
+// (locking the order row, so concurrent events for one order serialise);
+// when the order moved it creates the shipment and writes shipment.dispatched
+// (ordering key: the order id; trace: a child of ctx's) to the outbox. An
+// order that was already shipped is AlreadyShipped, not an error. Errors
+// are classified (see the package documentation).
+func (s *Service) Ship(ctx context.Context, q postgres.Querier, source, id string, p events.PaymentProcessed) (Result, error) {
+	adv, err := s.orders().Advance(ctx, q, p.OrderID, orders.Shipped, id)
+	if err != nil {
+		if errors.Is(err, orders.ErrIllegalAdvance) && adv.From == orders.Pending {
+			return Result{}, retry.Permanent(fmt.Errorf("%w: payment.processed %s for order %s that is still pending: out of order or forged: %w", ErrNotPaid, id, p.OrderID, err))
+		}
+		return Result{}, fmt.Errorf("ship order %s: %w", p.OrderID, err)
+	}
+	if !adv.Moved {
+		return Result{Outcome: AlreadyShipped}, nil
+	}
+	carriers := s.Carriers
+	if len(carriers) == 0 {
+		carriers, _ = ParseCarriers(DefaultCarriers)
+	}
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	carrier := ChooseCarrier(carriers, p.OrderID)
+	sh := Shipment{
+		ID:             ShipmentID(source, id),
+		OrderID:        p.OrderID,
+		PaymentID:      p.PaymentID,
+		Carrier:        carrier,
+		TrackingNumber: TrackingNumber(carrier, source, id),
+		EventSource:    source,
+		EventID:        id,
+		DispatchedAt:   now().UTC().Truncate(time.Microsecond), // PostgreSQL's precision
+	}
+	created, err := s.shipments().Create(ctx, q, sh)
+	if err != nil {
+		return Result{}, fmt.Errorf("create shipment for order %s: %w", p.OrderID, err)
+	}
+	if !created {
+		return Result{}, retry.Permanent(fmt.Errorf("%w: order %s was %s, shipment %s conflicts with an existing one", ErrShipmentExists, p.OrderID, adv.From, sh.ID))
+	}
+	src := s.Source
+	if src == "" {
+		src = Source
+	}
+	topic, msg, err := events.NewMessage(ctx, src, events.ShipmentDispatched{
+		OrderID:        sh.OrderID,
+		ShipmentID:     sh.ID,
+		Carrier:        sh.Carrier,
+		TrackingNumber: sh.TrackingNumber,
+		DispatchedAt:   sh.DispatchedAt,
+	}, events.WithID(DispatchedEventID(sh.ID)))
+	if err != nil {
+		return Result{}, fmt.Errorf("build shipment.dispatched: %w", err)
+	}
+	oid, err := s.outbox().Write(ctx, q, topic, msg)
+	if err != nil {
+		return Result{}, fmt.Errorf("write shipment.dispatched to the outbox: %w", err)
+	}
+	return Result{Outcome: Dispatched, Shipment: sh, OutboxID: oid}, nil
+}
+
+func (s *Service) orders() Orders {
+	if s.Orders != nil {
+		return s.Orders
+	}
+	return AdvanceFunc(orders.Advance)
+}
+
+func (s *Service) shipments() Shipments {
+	if s.Shipments != nil {
+		return s.Shipments
+	}
+	return Table{}
+}
+
+func (s *Service) outbox() Outbox {
+	if s.Outbox != nil {
+		return s.Outbox
+	}
+	return outbox.Writer{}
+}
+
+// Table is the PostgreSQL Shipments: the shipments table.
+type Table struct{}
+
+// Create implements Shipments.
+func (Table) Create(ctx context.Context, q postgres.Querier, s Shipment) (bool, error) {
+	tag, err := q.Exec(ctx, `
+INSERT INTO shipments (id, order_id, payment_id, carrier, tracking_number, event_source, event_id, dispatched_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT DO NOTHING`,
+		s.ID, s.OrderID, s.PaymentID, s.Carrier, s.TrackingNumber, s.EventSource, s.EventID, s.DispatchedAt)
+	if err != nil {
+		return false, fmt.Errorf("insert shipment: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Get returns the shipment of order orderID, or false when it has none.
+func (Table) Get(ctx context.Context, q postgres.Querier, orderID string) (Shipment, bool, error) {
+	var s Shipment
+	err := q.QueryRow(ctx, `
+SELECT id::text, order_id::text, payment_id::text, carrier, tracking_number, event_source, event_id, dispatched_at
+FROM shipments WHERE order_id = $1`, orderID).Scan(
+		&s.ID, &s.OrderID, &s.PaymentID, &s.Carrier, &s.TrackingNumber, &s.EventSource, &s.EventID, &s.DispatchedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Shipment{}, false, nil
+	}
+	if err != nil {
+		return Shipment{}, false, fmt.Errorf("get shipment of order %s: %w", orderID, err)
+	}
+	return s, true, nil
+}
