@@ -108,7 +108,9 @@ func BenchmarkRawInsert(b *testing.B) {
 
 // BenchmarkTransactional measures transactional mode: "first" processes
 // distinct events, each handler inserting one business row in the claim's
-// transaction; "duplicate" redelivers one already processed event.
+// transaction (Transactional with a TxFunc); "first-batch" does the same
+// with TransactionalBatch; "duplicate" redelivers one already processed
+// event through Transactional.
 func BenchmarkTransactional(b *testing.B) {
 	_, s := benchStore(b)
 	handler := func(id string) idempotency.TxFunc {
@@ -122,6 +124,20 @@ func BenchmarkTransactional(b *testing.B) {
 			runConcurrent(b, conc, func(ctx context.Context) error {
 				id := strconv.FormatInt(benchSeq.Add(1), 10)
 				out, err := s.Transactional(ctx, idempotency.KeyFor("bench", "//bench", id), idempotency.HashPayload(benchPayload), handler(id))
+				if err == nil && out != idempotency.OutcomeProcessed {
+					err = fmt.Errorf("event %s: outcome %s", id, out)
+				}
+				return err
+			})
+		})
+	}
+	for _, conc := range benchConcurrency {
+		b.Run(fmt.Sprintf("first-batch/conc=%d", conc), func(b *testing.B) {
+			runConcurrent(b, conc, func(ctx context.Context) error {
+				id := strconv.FormatInt(benchSeq.Add(1), 10)
+				batch := &pgx.Batch{}
+				batch.Queue(`INSERT INTO effects (event, by) VALUES ($1, $2)`, id, "bench")
+				out, err := s.TransactionalBatch(ctx, idempotency.KeyFor("bench", "//bench", id), idempotency.HashPayload(benchPayload), batch)
 				if err == nil && out != idempotency.OutcomeProcessed {
 					err = fmt.Errorf("event %s: outcome %s", id, out)
 				}
@@ -159,11 +175,15 @@ func BenchmarkRatios(b *testing.B) {
 		if raw == 0 || first == 0 || dup == 0 {
 			b.Skip("ratios need BenchmarkRawInsert and BenchmarkTransactional in the same run: use -bench .")
 		}
+		batch := benchRates[fmt.Sprintf("BenchmarkTransactional/first-batch/conc=%d", conc)]
 		b.ReportMetric(first/raw, fmt.Sprintf("tx/raw@conc=%d", conc))
 		b.ReportMetric(dup/first, fmt.Sprintf("dup/first@conc=%d", conc))
+		if batch > 0 {
+			b.ReportMetric(batch/raw, fmt.Sprintf("batch/raw@conc=%d", conc))
+		}
 		if b.N == 1 {
-			b.Logf("conc=%d: raw %.0f events/s, transactional first %.0f (%.2fx raw, target >= 0.7), duplicate %.0f (%.2fx first, target >= 3)",
-				conc, raw, first, first/raw, dup, dup/first)
+			b.Logf("conc=%d: raw %.0f events/s; transactional first %.0f (%.2fx raw, target >= 0.7); batch first %.0f (%.2fx raw); duplicate %.0f (%.2fx first, target >= 3)",
+				conc, raw, first, first/raw, batch, batch/raw, dup, dup/first)
 		}
 	}
 	b.ReportMetric(0, "ns/op")
