@@ -180,16 +180,19 @@ func TestWriteSerialisesWritersOfAKey(t *testing.T) {
 	}
 	done := make(chan int64, 1)
 	go func() {
-		var id int64
+		// WriteMany takes the same lock (a different code path than Write).
+		var ids []int64
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			var err error
-			id, err = outbox.Write(ctx, tx, topic, msg("k", 2))
+			ids, err = outbox.WriteMany(ctx, tx, []outbox.Entry{entry("z", 0), entry("k", 2)})
 			return err
 		})
 		if err != nil {
 			t.Error(err)
+			done <- 0
+			return
 		}
-		done <- id
+		done <- ids[1]
 	}()
 	// Wait until the second writer is blocked on the key's advisory lock.
 	for {
