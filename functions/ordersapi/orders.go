@@ -1,0 +1,214 @@
+package ordersapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"example.com/platform/shared/events"
+	"example.com/platform/shared/orders"
+	"example.com/platform/shared/outbox"
+	"example.com/platform/shared/postgres"
+)
+
+// EventSource is the CloudEvents source of the events the API emits.
+const EventSource = "//example.com/orders-api"
+
+// DefaultPublishTimeout bounds the publish after commit of a new order.
+const DefaultPublishTimeout = 5 * time.Second
+
+// CreateRequest is a validated order request (the body of POST /v1/orders).
+// Its JSON encoding, with the fields in this order, is the canonical form
+// hashed for idempotency keys.
+type CreateRequest struct {
+	CustomerID string            `json:"customer_id"`
+	Currency   string            `json:"currency"`
+	Items      []events.LineItem `json:"items"`
+}
+
+// Hash is the SHA-256 of the canonical JSON of r: two requests that decode
+// to the same values (whatever their spacing or key order) hash the same.
+func (r CreateRequest) Hash() []byte {
+	b, _ := json.Marshal(r) // strings and integers only: cannot fail
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
+// Total is the sum of quantity x unit price. Validated requests cannot
+// overflow it (MaxLineItems x MaxQuantity x MaxUnitPrice < 2^63).
+func (r CreateRequest) Total() int64 {
+	var t int64
+	for _, it := range r.Items {
+		t += it.Quantity * it.UnitPrice
+	}
+	return t
+}
+
+// DB is the database the service writes to: *pgxpool.Pool.
+type DB interface {
+	postgres.Querier
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// Outbox publishes outbox rows: *outbox.Relay.
+type Outbox interface {
+	PublishAfterCommit(ctx context.Context, ids ...int64) (outbox.Stats, error)
+	PublishPending(ctx context.Context) (outbox.Stats, error)
+}
+
+// Service is the orders domain behind the HTTP API. It is safe for
+// concurrent use.
+type Service struct {
+	DB     DB     // required
+	Outbox Outbox // required
+	Logger *slog.Logger
+	// PublishTimeout bounds the publish after commit; zero means
+	// DefaultPublishTimeout.
+	PublishTimeout time.Duration
+	// Now and NewID are for tests; nil means time.Now and uuid.NewString.
+	Now   func() time.Time
+	NewID func() string
+}
+
+// Created is the outcome of Create.
+type Created struct {
+	Order orders.Order
+	// Replayed is true when the idempotency key had already created Order.
+	Replayed bool
+}
+
+// Create stores a new pending order for req and its order.created event in
+// the outbox, in one transaction, then publishes the event. A publish
+// failure is logged and not returned: the order is committed and the outbox
+// row waits for the relay (RelayPending).
+//
+// With an idempotency key (may be empty), a request already made with the
+// same key returns that order with Replayed set, writing and publishing
+// nothing; a different request with the same key is an error wrapping
+// orders.ErrIdempotencyKeyReused. Concurrent requests with one key create
+// one order.
+func (s *Service) Create(ctx context.Context, req CreateRequest, idempotencyKey string) (Created, error) {
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	newID := uuid.NewString
+	if s.NewID != nil {
+		newID = s.NewID
+	}
+	payload := events.OrderCreated{
+		OrderID:    newID(),
+		CustomerID: req.CustomerID,
+		Items:      req.Items,
+		Currency:   req.Currency,
+		Total:      req.Total(),
+		CreatedAt:  now().UTC().Truncate(time.Microsecond), // as stored
+	}
+	eventID := uuid.NewString()
+	topic, msg, err := events.NewMessage(ctx, EventSource, payload, events.WithID(eventID))
+	if err != nil {
+		return Created{}, fmt.Errorf("build order.created: %w", err)
+	}
+	var hash []byte
+	if idempotencyKey != "" {
+		hash = req.Hash()
+	}
+
+	tx, err := s.DB.Begin(ctx)
+	if err != nil {
+		return Created{}, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
+	o, created, err := orders.Create(ctx, tx, orders.NewOrder{
+		ID: payload.OrderID, CustomerID: payload.CustomerID, Currency: payload.Currency,
+		Items: payload.Items, Total: payload.Total, CreatedAt: payload.CreatedAt, EventID: eventID,
+		IdempotencyKey: idempotencyKey, RequestHash: hash,
+	})
+	if err != nil {
+		return Created{}, err
+	}
+	if !created {
+		return Created{Order: o, Replayed: true}, nil
+	}
+	outboxID, err := outbox.Write(ctx, tx, topic, msg)
+	if err != nil {
+		return Created{}, fmt.Errorf("write order.created: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return Created{}, fmt.Errorf("commit order %s: %w", o.ID, err)
+	}
+
+	// Publish now, before the response: Cloud Run may throttle the CPU of
+	// an instance once the response is sent. The request's cancellation
+	// must not stop it half way; the timeout bounds the client's wait.
+	timeout := s.PublishTimeout
+	if timeout <= 0 {
+		timeout = DefaultPublishTimeout
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	st, err := s.Outbox.PublishAfterCommit(pctx, outboxID)
+	if err != nil || st.Published != 1 {
+		s.logger().WarnContext(ctx, "order.created not published after commit; the outbox relay will publish it",
+			slog.String("order_id", o.ID), slog.Int64("outbox_id", outboxID), slog.Any("error", err),
+			slog.Int("failed", st.Failed), slog.Int("skipped", st.Skipped))
+	}
+	return Created{Order: o}, nil
+}
+
+// Get returns order id with its status history; orders.ErrNotFound when
+// there is none.
+func (s *Service) Get(ctx context.Context, id string) (orders.Order, error) {
+	return orders.Load(ctx, s.DB, id)
+}
+
+// RelayStats is what RelayPending did, summed over its passes.
+type RelayStats struct {
+	Passes int `json:"passes"`
+	// Claimed, Published, Failed and Held are outbox.Stats summed.
+	Claimed   int `json:"claimed"`
+	Published int `json:"published"`
+	Failed    int `json:"failed"`
+	Held      int `json:"held"`
+}
+
+// RelayPending publishes the pending outbox rows (rows whose publish after
+// commit failed or was skipped): it runs relay passes while the last one
+// published something without failures, until nothing is left or budget
+// has elapsed. Failures are counted (the rows stay for the next call), not
+// returned; the error reports a database failure.
+func (s *Service) RelayPending(ctx context.Context, budget time.Duration) (RelayStats, error) {
+	var total RelayStats
+	deadline := time.Now().Add(budget)
+	for {
+		st, err := s.Outbox.PublishPending(ctx)
+		total.Passes++
+		total.Claimed += st.Claimed
+		total.Published += st.Published
+		total.Failed += st.Failed
+		total.Held += st.Held
+		if err != nil {
+			return total, fmt.Errorf("relay: %w", err)
+		}
+		if st.Published == 0 || st.Failed > 0 || ctx.Err() != nil || time.Now().After(deadline) {
+			return total, nil
+		}
+	}
+}
+
+func (s *Service) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.Default()
+	}
+	return s.Logger
+}
+
+// isNotFound reports an unknown order.
+func isNotFound(err error) bool { return errors.Is(err, orders.ErrNotFound) }
