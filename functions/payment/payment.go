@@ -185,6 +185,12 @@ func (s *Service) record(ctx context.Context, in *events.Incoming, order events.
 	defer tx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
 
 	adv, err := orders.Advance(ctx, tx, order.OrderID, to, in.Event.ID())
+	if errors.Is(err, orders.ErrIllegalAdvance) {
+		// The order reached the sibling outcome (paid vs payment_failed)
+		// through another event while the gateway answered: the same
+		// conflict as below, not a reason to lose the charge's record.
+		adv, err = orders.Result{From: adv.From}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("advance order: %w", err)
 	}

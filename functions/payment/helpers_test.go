@@ -1,0 +1,279 @@
+package payment
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"example.com/platform/shared/app"
+	"example.com/platform/shared/breaker"
+	"example.com/platform/shared/events"
+	"example.com/platform/shared/handler"
+	"example.com/platform/shared/messaging"
+	"example.com/platform/shared/orders"
+	"example.com/platform/shared/retry"
+	"example.com/platform/shared/testing/fakegateway"
+	"example.com/platform/shared/testing/pgtest"
+	"example.com/platform/shared/testing/pubsubtest"
+)
+
+type messagingMessage = messaging.Message
+
+func handlerConfig() handler.Config { return handler.Config{} }
+
+// serve serves h on a local port for the test.
+func serve(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// Topics the function publishes to, and its dead-letter topic.
+var topics = []string{"payment.processed", "payment.failed", "payment.dlq"}
+
+const testAPIKey = "test-api-key"
+
+// fastRetry keeps the gateway client's retries quick in tests.
+var fastRetry = retry.Policy{MaxAttempts: 3, Initial: time.Millisecond, Max: 5 * time.Millisecond, Budget: 10 * time.Second}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// env is one function under test: a fresh database, a pstest server, the
+// fake gateway over HTTP and the push endpoint served on a local port.
+type env struct {
+	t      *testing.T
+	deps   *app.Deps
+	pubsub *pubsubtest.Fake
+	gw     *fakegateway.Server
+	client *HTTPGateway
+	url    string
+	logs   *syncBuffer
+}
+
+type options struct {
+	timeout time.Duration  // per gateway attempt
+	retry   retry.Policy   // gateway client retry
+	breaker breaker.Config // gateway breaker
+	wrap    func(Gateway) Gateway
+}
+
+// newEnv wires the function the way build does, with injected settings.
+func newEnv(t *testing.T, o options) *env {
+	t.Helper()
+	e := &env{t: t, logs: &syncBuffer{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("function logs:\n%s", e.logs)
+		}
+	})
+	e.pubsub = pubsubtest.New(t)
+	t.Setenv("PUBSUB_EMULATOR_HOST", e.pubsub.Server.Addr)
+	for _, tp := range topics {
+		e.pubsub.CreateTopic(t, tp)
+	}
+	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx := context.Background()
+	deps, err := app.Open(ctx, app.Env{
+		Function: "payment", Project: pubsubtest.Project, DeadLetterTopic: "payment.dlq",
+		Database: app.Database{URL: pgtest.NewDatabase(t)},
+	}, app.Needs{Database: true, PubSub: true}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(deps.Close)
+	e.deps = deps
+
+	e.gw = fakegateway.NewServer(t, fakegateway.Config{APIKey: testAPIKey})
+	if o.timeout == 0 {
+		o.timeout = 5 * time.Second
+	}
+	if o.retry == (retry.Policy{}) {
+		o.retry = fastRetry
+	}
+	if o.breaker.OpenTimeout == 0 {
+		o.breaker.OpenTimeout = time.Hour // never half-opens during a test
+	}
+	e.client, err = NewHTTPGateway(GatewayConfig{BaseURL: e.gw.URL, APIKey: testAPIKey, Timeout: o.timeout, Retry: o.retry, Breaker: o.breaker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gw Gateway = e.client
+	if o.wrap != nil {
+		gw = o.wrap(gw)
+	}
+	h, err := newHandler(ctx, deps, gw, handler.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	e.url = srv.URL
+	return e
+}
+
+// order inserts a pending order and returns its order.created message.
+func (e *env) order(customer string, total int64) (events.OrderCreated, messaging.Message) {
+	e.t.Helper()
+	o := events.OrderCreated{
+		OrderID: uuid.NewString(), CustomerID: customer,
+		Items:    []events.LineItem{{SKU: "SKU-1", Quantity: 1, UnitPrice: total}},
+		Currency: "EUR", Total: total, CreatedAt: time.Now().UTC(),
+	}
+	e.insertOrder(o)
+	return o, e.message(o)
+}
+
+func (e *env) insertOrder(o events.OrderCreated) {
+	e.t.Helper()
+	items, _ := json.Marshal(o.Items)
+	if _, err := e.deps.DB.Exec(context.Background(),
+		`INSERT INTO orders (id, customer_id, currency, total, items) VALUES ($1, $2, $3, $4, $5)`,
+		o.OrderID, o.CustomerID, o.Currency, o.Total, items); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) message(o events.OrderCreated, opts ...events.Option) messaging.Message {
+	e.t.Helper()
+	_, m, err := events.NewMessage(context.Background(), "//example.com/orders-api", o, opts...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return m
+}
+
+var delivery = events.Delivery{Subscription: "projects/test-project/subscriptions/payment--order.created", MessageID: "1", Attempt: 1}
+
+// push delivers m as a no-wrapper push subscription does and returns the
+// status code.
+func push(t *testing.T, url string, m messaging.Message) int {
+	t.Helper()
+	req, err := events.NewPushRequest(context.Background(), url+"/", m, delivery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return do(t, req)
+}
+
+// pushEnvelope delivers m inside an Eventarc messagePublished envelope.
+func pushEnvelope(t *testing.T, url string, m messaging.Message) int {
+	t.Helper()
+	body, _ := json.Marshal(events.MessagePublishedData{
+		Message:      events.PubsubMessage{Data: m.Data, Attributes: m.Attributes, MessageID: "e-1", OrderingKey: m.OrderingKey},
+		Subscription: "projects/test-project/subscriptions/eventarc-payment",
+	})
+	req, err := http.NewRequest(http.MethodPost, url+"/", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Ce-Id", uuid.NewString())
+	req.Header.Set("Ce-Specversion", "1.0")
+	req.Header.Set("Ce-Source", "//pubsub.googleapis.com/projects/test-project/topics/order.created")
+	req.Header.Set("Ce-Type", events.MessagePublishedType)
+	return do(t, req)
+}
+
+func do(t *testing.T, req *http.Request) int {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode
+}
+
+// key is the idempotency key the function passes to the gateway for m.
+func key(m messaging.Message) string {
+	return m.Attributes[events.AttrSource] + "/" + m.Attributes[events.AttrID]
+}
+
+func (e *env) status(orderID string) orders.Status {
+	e.t.Helper()
+	s, err := orders.Get(context.Background(), e.deps.DB, orderID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+type paymentRow struct {
+	ID, Key, Status, Reference, DeclineCode string
+	Amount                                  int64
+	Moved                                   bool
+}
+
+func (e *env) payments(orderID string) []paymentRow {
+	e.t.Helper()
+	rows, err := e.deps.DB.Query(context.Background(), `
+SELECT id::text, idempotency_key, status, coalesce(gateway_reference, ''), coalesce(decline_code, ''), amount, order_moved
+FROM payments WHERE order_id = $1 ORDER BY created_at`, orderID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []paymentRow
+	for rows.Next() {
+		var p paymentRow
+		if err := rows.Scan(&p.ID, &p.Key, &p.Status, &p.Reference, &p.DeclineCode, &p.Amount, &p.Moved); err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+// published returns the messages on topic whose subject (or, for dead
+// letters, original subject) is orderID.
+func published(f *pubsubtest.Fake, topic, orderID string) []messaging.Message {
+	var out []messaging.Message
+	for _, m := range f.Server.Messages() {
+		if !strings.HasSuffix(m.Topic, "/topics/"+topic) {
+			continue
+		}
+		if orderID != "" && m.Attributes[events.AttrSubject] != orderID {
+			continue
+		}
+		out = append(out, messaging.Message{Data: m.Data, Attributes: m.Attributes, OrderingKey: m.OrderingKey})
+	}
+	return out
+}
+
+func decode[T any](t *testing.T, m messaging.Message) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(m.Data, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func want(t *testing.T, what string, got, wantV any) {
+	t.Helper()
+	if got != wantV {
+		t.Fatalf("%s: got %v, want %v", what, got, wantV)
+	}
+}
