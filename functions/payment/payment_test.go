@@ -458,7 +458,9 @@ func TestZeroTotalIsNotCharged(t *testing.T) {
 
 type gatewayFunc func(ctx context.Context, r ChargeRequest) (ChargeResult, error)
 
-func (f gatewayFunc) Charge(ctx context.Context, r ChargeRequest) (ChargeResult, error) { return f(ctx, r) }
+func (f gatewayFunc) Charge(ctx context.Context, r ChargeRequest) (ChargeResult, error) {
+	return f(ctx, r)
+}
 
 func clone(m map[string]string) map[string]string {
 	out := make(map[string]string, len(m))
