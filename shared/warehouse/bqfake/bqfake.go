@@ -133,6 +133,18 @@ func (s *Server) FailAll(f Fault) {
 	s.sticky = &f
 }
 
+// SetSchema replaces (or adds) a table's schema, as a schema change of the
+// deployed table would: later inserts are validated against it.
+func (s *Server) SetSchema(table string, schema warehouse.Schema) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tables[table] = schema
+}
+
+// Host is the server's host:port, the value of BIGQUERY_EMULATOR_HOST
+// that points warehouse.NewBigQuery at it.
+func (s *Server) Host() string { return s.srv.Listener.Addr().String() }
+
 // Heal clears every injected fault.
 func (s *Server) Heal() {
 	s.mu.Lock()
@@ -140,7 +152,9 @@ func (s *Server) Heal() {
 	s.sticky, s.faults = nil, nil
 }
 
-var insertAllPath = regexp.MustCompile(`^/bigquery/v2/projects/([^/]+)/datasets/([^/]+)/tables/([^/]+)/insertAll$`)
+// The /bigquery/v2 prefix is optional, as on BigQuery emulators (whose
+// endpoint is the bare host).
+var insertAllPath = regexp.MustCompile(`^(?:/bigquery/v2)?/projects/([^/]+)/datasets/([^/]+)/tables/([^/]+)/insertAll$`)
 
 type insertAllRequest struct {
 	Kind                string `json:"kind"`
