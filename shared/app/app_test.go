@@ -44,22 +44,25 @@ func TestLoadEnvValuesAndDefaults(t *testing.T) {
 
 func TestLoadEnvInvalidValues(t *testing.T) {
 	_, err := app.LoadEnv(getenv(map[string]string{
-		"FUNCTION_NAME": "f", "DATABASE_URL": "x", "DB_IAM_AUTH": "maybe", "N": "abc",
+		"FUNCTION_NAME": "f", "DATABASE_URL": "x", "DB_IAM_AUTH": "maybe", "DB_MAX_CONNS": "0", "N": "abc",
 	}), app.Needs{Database: true, Vars: []app.Var{{Name: "N", Check: func(string) error { return errors.New("not a number") }}}})
-	if err == nil || !strings.Contains(err.Error(), `DB_IAM_AUTH="maybe"`) || !strings.Contains(err.Error(), `N="abc": not a number`) {
+	if err == nil || !strings.Contains(err.Error(), `DB_IAM_AUTH="maybe"`) || !strings.Contains(err.Error(), `N="abc": not a number`) || !strings.Contains(err.Error(), `DB_MAX_CONNS="0"`) {
 		t.Fatalf("err = %v", err)
 	}
 }
 
 func TestOpenDBWithURL(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
-	pool, closeDB, err := app.OpenDB(context.Background(), app.Database{URL: dsn})
+	pool, closeDB, err := app.OpenDB(context.Background(), app.Database{URL: dsn, MaxConns: app.DefaultMaxConns})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer closeDB()
 	if err := pool.Ping(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if got := pool.Config().MaxConns; got != app.DefaultMaxConns {
+		t.Fatalf("MaxConns = %d, want the default %d", got, app.DefaultMaxConns)
 	}
 }
 

@@ -28,6 +28,7 @@ const (
 	EnvDBUser          = "DB_USER"
 	EnvDBIAMAuth       = "DB_IAM_AUTH"
 	EnvDBIPType        = "DB_IP_TYPE"
+	EnvDBMaxConns      = "DB_MAX_CONNS"
 	EnvLogLevel        = "LOG_LEVEL"
 )
 
@@ -70,7 +71,15 @@ type Database struct {
 	User     string
 	IAMAuth  bool
 	IPType   string // private (default) or public
+	// MaxConns caps the pool (DB_MAX_CONNS, default DefaultMaxConns).
+	// Keep instances x MaxConns below the server's max_connections.
+	MaxConns int32
 }
+
+// DefaultMaxConns is the pool size when DB_MAX_CONNS is not set: enough for
+// a function instance serving tens of concurrent requests, most of which
+// wait on something other than the database.
+const DefaultMaxConns = 10
 
 // LoadEnv reads the configuration from getenv (os.Getenv when nil). It
 // returns one error listing every missing or invalid variable.
@@ -113,6 +122,14 @@ func LoadEnv(getenv func(string) string, needs Needs) (Env, error) {
 		}
 		if db.IPType != "private" && db.IPType != "public" && db.IPType != "psc" {
 			invalid = append(invalid, fmt.Sprintf("%s=%q (want private, public or psc)", EnvDBIPType, db.IPType))
+		}
+		db.MaxConns = DefaultMaxConns
+		if v := getenv(EnvDBMaxConns); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1000 {
+				invalid = append(invalid, fmt.Sprintf("%s=%q (want 1..1000)", EnvDBMaxConns, v))
+			}
+			db.MaxConns = int32(n)
 		}
 		if v := getenv(EnvDBIAMAuth); v != "" {
 			b, err := strconv.ParseBool(v)

@@ -23,7 +23,12 @@ import (
 // The returned close function also closes the dialer.
 func OpenDB(ctx context.Context, db Database) (*pgxpool.Pool, func(), error) {
 	if db.URL != "" {
-		pool, err := pgxpool.New(ctx, db.URL)
+		cfg, err := pgxpool.ParseConfig(db.URL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("database url: %w", err)
+		}
+		setMaxConns(cfg, db.MaxConns)
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
 		if err != nil {
 			return nil, nil, fmt.Errorf("open database: %w", err)
 		}
@@ -53,6 +58,7 @@ func OpenDB(ctx context.Context, db Database) (*pgxpool.Pool, func(), error) {
 		dialer.Close()
 		return nil, nil, fmt.Errorf("database config: %w", err)
 	}
+	setMaxConns(cfg, db.MaxConns)
 	cfg.ConnConfig.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return dialer.Dial(ctx, db.Instance)
 	}
@@ -90,4 +96,11 @@ func NewLogger(w io.Writer, env Env) *slog.Logger {
 		Level:     level,
 		Labels:    map[string]string{observability.LabelFunction: env.Function},
 	})
+}
+
+// setMaxConns applies n unless the URL set pool_max_conns itself or n is 0.
+func setMaxConns(cfg *pgxpool.Config, n int32) {
+	if n > 0 && !strings.Contains(cfg.ConnString(), "pool_max_conns") {
+		cfg.MaxConns = n
+	}
 }
