@@ -1,0 +1,312 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"example.com/platform/shared/idempotency"
+	"example.com/platform/shared/messaging"
+	"example.com/platform/shared/outbox"
+)
+
+// missingTable turns "relation does not exist" into a hint that the
+// database is not the platform's (or not migrated yet).
+func missingTable(err error, table string) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42P01" {
+		return fmt.Errorf("table %s does not exist in this database: is it the platform's database, and has a service started on it (migrations)? (%w)", table, err)
+	}
+	return err
+}
+
+func (c *Command) idemInspect(ctx context.Context, args []string) error {
+	f := c.newFlags("idempotency inspect", "CONSUMER:ID [--json]",
+		"Shows the idempotency record of one event for one consumer. ID is the event key, by default\n"+
+			"the CloudEvent source and id joined by \"/\" (e.g. payment:orders-api/3f2c...).")
+	asJSON := f.Bool("json", false, "print JSON")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return f.usagef("idempotency inspect takes exactly one KEY (consumer:id)")
+	}
+	consumer, id, ok := strings.Cut(pos[0], ":")
+	key := idempotency.Key{Consumer: consumer, ID: id}
+	if !ok || key.Validate() != nil {
+		return f.usagef("invalid key %q: want consumer:id", pos[0])
+	}
+	pool, closeDB, err := f.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	store, err := idempotency.New(pool, idempotency.Config{})
+	if err != nil {
+		return err
+	}
+	rec, err := store.Inspect(ctx, key)
+	if errors.Is(err, idempotency.ErrNotFound) {
+		return fmt.Errorf("no idempotency record for %s (never processed, or purged)", key)
+	}
+	if err != nil {
+		return missingTable(err, "processed_events")
+	}
+	result, resultEnc := string(rec.Result), "utf8"
+	if !utf8.Valid(rec.Result) {
+		result, resultEnc = base64.StdEncoding.EncodeToString(rec.Result), "base64"
+	}
+	if *asJSON {
+		type out struct {
+			Consumer       string     `json:"consumer"`
+			ID             string     `json:"id"`
+			Status         string     `json:"status"`
+			Attempts       int        `json:"attempts"`
+			PayloadHash    string     `json:"payload_hash,omitempty"`
+			CreatedAt      time.Time  `json:"created_at"`
+			CompletedAt    *time.Time `json:"completed_at,omitempty"`
+			LeaseExpiresAt *time.Time `json:"lease_expires_at,omitempty"`
+			Result         string     `json:"result,omitempty"`
+			ResultEncoding string     `json:"result_encoding,omitempty"`
+		}
+		o := out{Consumer: key.Consumer, ID: key.ID, Status: string(rec.Status), Attempts: rec.Attempts,
+			PayloadHash: hex.EncodeToString(rec.PayloadHash), CreatedAt: rec.CreatedAt}
+		if !rec.CompletedAt.IsZero() {
+			o.CompletedAt = &rec.CompletedAt
+		}
+		if !rec.LeaseExpiresAt.IsZero() {
+			o.LeaseExpiresAt = &rec.LeaseExpiresAt
+		}
+		if len(rec.Result) > 0 {
+			o.Result, o.ResultEncoding = result, resultEnc
+		}
+		return writeJSON(c.Stdout, o)
+	}
+	tw := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	row("Key", key.String())
+	row("Status", string(rec.Status))
+	row("Attempts", fmt.Sprint(rec.Attempts))
+	row("Created", rec.CreatedAt.UTC().Format(time.RFC3339Nano))
+	if !rec.CompletedAt.IsZero() {
+		row("Completed", rec.CompletedAt.UTC().Format(time.RFC3339Nano))
+	}
+	if !rec.LeaseExpiresAt.IsZero() {
+		row("Lease expires", rec.LeaseExpiresAt.UTC().Format(time.RFC3339Nano))
+	}
+	row("Payload hash", dash(hex.EncodeToString(rec.PayloadHash)))
+	if len(rec.Result) > 0 {
+		row("Result ("+resultEnc+")", result)
+	}
+	return tw.Flush()
+}
+
+// countPurgeSQL counts what idempotency.Store.Purge deletes for cut-off $1.
+const countPurgeSQL = `SELECT count(*) FROM processed_events
+ WHERE status = 'done' AND completed_at < $1 OR status = 'in_progress' AND lease_expires_at < $1`
+
+func (c *Command) idemPurge(ctx context.Context, args []string) error {
+	f := c.newFlags("idempotency purge", "--older-than DURATION [--yes]",
+		"Deletes idempotency records completed more than DURATION ago (and abandoned leases that expired\n"+
+			"before then), by the database's clock. Without --yes it prints how many would go and asks on a\n"+
+			"terminal; in non-interactive use it refuses. A redelivery of a purged event is processed again,\n"+
+			"so keep DURATION above the subscriptions' message retention (7 days at most).")
+	olderThan := f.String("older-than", "", "age of the records to delete (e.g. 720h, 30d); required")
+	yes := f.Bool("yes", false, "delete without asking")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return f.usagef("unexpected argument %q", pos[0])
+	}
+	if *olderThan == "" {
+		return f.usagef("--older-than is required")
+	}
+	age, err := parseDuration(*olderThan)
+	if err != nil || age <= 0 {
+		return f.usagef("--older-than %q: want a positive duration (720h, 30d)", *olderThan)
+	}
+	pool, closeDB, err := f.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	var cutoff time.Time
+	if err := pool.QueryRow(ctx, `SELECT now() - make_interval(secs => $1)`, age.Seconds()).Scan(&cutoff); err != nil {
+		return fmt.Errorf("database clock: %w", err)
+	}
+	var n int64
+	if err := pool.QueryRow(ctx, countPurgeSQL, cutoff).Scan(&n); err != nil {
+		return missingTable(err, "processed_events")
+	}
+	if age < idempotency.DefaultRetention {
+		fmt.Fprintf(c.Stderr, "eventctl: warning: %s is shorter than the default retention (%s): a redelivery of a purged event will be processed again\n",
+			age, idempotency.DefaultRetention)
+	}
+	if n == 0 {
+		fmt.Fprintf(c.Stdout, "nothing to purge: no idempotency record older than %s (before %s)\n", *olderThan, cutoff.UTC().Format(time.RFC3339))
+		return nil
+	}
+	fmt.Fprintf(c.Stdout, "%d idempotency record(s) older than %s (before %s) would be deleted\n", n, *olderThan, cutoff.UTC().Format(time.RFC3339))
+	if !*yes {
+		if !c.Interactive() {
+			return errors.New("refusing to delete without --yes: stdin is not a terminal, so nobody can confirm")
+		}
+		fmt.Fprintf(c.Stdout, "Delete them? [y/N]: ")
+		line, _ := bufio.NewReader(c.Stdin).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+			fmt.Fprintln(c.Stdout, "aborted: nothing deleted")
+			return errIncomplete
+		}
+	}
+	store, err := idempotency.New(pool, idempotency.Config{})
+	if err != nil {
+		return err
+	}
+	deleted, err := store.Purge(ctx, cutoff)
+	if err != nil {
+		return fmt.Errorf("purge (deleted %d before the error): %w", deleted, err)
+	}
+	fmt.Fprintf(c.Stdout, "deleted %d idempotency record(s)\n", deleted)
+	return nil
+}
+
+func (c *Command) outboxStatus(ctx context.Context, args []string) error {
+	f := c.newFlags("outbox status", "[--json]", "Shows the pending outbox rows per topic: how many, how many failing, the oldest's age.")
+	asJSON := f.Bool("json", false, "print JSON")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return f.usagef("unexpected argument %q", pos[0])
+	}
+	pool, closeDB, err := f.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	return c.printOutboxStatus(ctx, pool, *asJSON)
+}
+
+func (c *Command) printOutboxStatus(ctx context.Context, pool *pgxpool.Pool, asJSON bool) error {
+	st, err := outbox.Status(ctx, pool)
+	if err != nil {
+		return missingTable(err, "outbox")
+	}
+	if asJSON {
+		type row struct {
+			Topic            string  `json:"topic"`
+			Pending          int64   `json:"pending"`
+			Failing          int64   `json:"failing"`
+			OldestAgeSeconds float64 `json:"oldest_age_seconds"`
+			LastError        string  `json:"last_error,omitempty"`
+		}
+		out := []row{}
+		for _, s := range st {
+			out = append(out, row{s.Topic, s.Pending, s.Failing, s.OldestAge.Seconds(), s.LastError})
+		}
+		return writeJSON(c.Stdout, out)
+	}
+	if len(st) == 0 {
+		fmt.Fprintln(c.Stdout, "outbox: nothing pending")
+		return nil
+	}
+	tw := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tPENDING\tFAILING\tOLDEST\tLAST ERROR")
+	for _, s := range st {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", s.Topic, s.Pending, s.Failing, s.OldestAge.Round(time.Second), dash(short(s.LastError, 100)))
+	}
+	return tw.Flush()
+}
+
+func (c *Command) outboxFlush(ctx context.Context, args []string) error {
+	f := c.newFlags("outbox flush", "[--limit N]",
+		"Publishes pending outbox rows now, pass after pass, until none is left, no pass makes progress\n"+
+			"(every remaining key is failing) or --limit rows were published. Per-key order is kept and\n"+
+			"running relays are not disturbed (see package outbox).")
+	limit := f.Int("limit", 0, "publish at most N rows (0: no limit)")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return f.usagef("unexpected argument %q", pos[0])
+	}
+	if *limit < 0 {
+		return f.usagef("--limit must not be negative")
+	}
+	if _, _, err := f.database(); err != nil {
+		return err
+	}
+	if _, err := f.projectID(); err != nil {
+		return err
+	}
+	pool, closeDB, err := f.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	client, _, err := f.openPubSub(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	pub := messaging.NewPubSub(client)
+	defer pub.Stop()
+	var published, failed, passes int
+	for *limit == 0 || published < *limit {
+		batch := outbox.DefaultBatchSize
+		if *limit > 0 {
+			batch = min(batch, *limit-published)
+		}
+		relay, err := outbox.NewRelay(outbox.Config{Pool: pool, Publisher: pub, BatchSize: batch, PublishTimeout: f.timeout})
+		if err != nil {
+			return err
+		}
+		st, err := relay.PublishPending(ctx)
+		passes++
+		published += st.Published
+		failed += st.Failed
+		if err != nil {
+			return fmt.Errorf("outbox flush after %d row(s): %w", published, missingTable(err, "outbox"))
+		}
+		if st.Claimed == 0 || st.Published == 0 {
+			break
+		}
+	}
+	fmt.Fprintf(c.Stdout, "outbox: published %d row(s) in %d pass(es), %d failed publish attempt(s)\n", published, passes, failed)
+	st, err := outbox.Status(ctx, pool)
+	if err != nil {
+		return err
+	}
+	var pending, failing int64
+	for _, s := range st {
+		pending += s.Pending
+		failing += s.Failing
+	}
+	if pending == 0 {
+		fmt.Fprintln(c.Stdout, "outbox: nothing pending")
+		return nil
+	}
+	fmt.Fprintf(c.Stdout, "outbox: %d row(s) still pending (%d failing):\n", pending, failing)
+	if err := c.printOutboxStatus(ctx, pool, false); err != nil {
+		return err
+	}
+	if failing > 0 {
+		return errIncomplete
+	}
+	return nil
+}
