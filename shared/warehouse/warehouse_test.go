@@ -309,3 +309,21 @@ func TestValidateAndNormalize(t *testing.T) {
 		t.Fatalf("Normalize: %v", n)
 	}
 }
+
+func TestOpenSelectsTheSink(t *testing.T) {
+	tables := warehousetest.Tables()
+	if _, _, err := warehouse.Open(context.Background(), warehouse.OpenConfig{Kind: "bogus"}); err == nil || !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("unknown kind: %v", err)
+	}
+	if _, _, err := warehouse.Open(context.Background(), warehouse.OpenConfig{Kind: warehouse.KindBigQuery}); !errors.Is(err, warehouse.ErrNoProject) {
+		t.Fatalf("bigquery without a project: %v", err)
+	}
+	s, c, err := warehouse.Open(context.Background(), warehouse.OpenConfig{Kind: warehouse.KindMemory, Tables: tables})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, ok := s.(*warehouse.Memory); !ok {
+		t.Fatalf("sink %T", s)
+	}
+}
