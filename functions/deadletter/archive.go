@@ -109,9 +109,9 @@ func (s *Service) Archive(ctx context.Context, in *events.Incoming) error {
 //     "delivery_attempts" and a sentence when Pub/Sub dead-lettered it;
 //   - delivery_attempts: dlq-delivery-attempt, else
 //     CloudPubSubDeadLetterSourceDeliveryCount;
-//   - publish_time: CloudPubSubDeadLetterSourceTopicPublishTime when Pub/Sub
-//     gives it (NULL otherwise: the original publish time is not kept by
-//     shared/deadletter);
+//   - publish_time: dlq-publish-time, else
+//     CloudPubSubDeadLetterSourceTopicPublishTime when Pub/Sub gives it,
+//     else NULL;
 //   - dead_lettered_at: dlq-time, else the dead-letter message's publish
 //     time, else receivedAt.
 func ArchiveRow(in *events.Incoming, receivedAt time.Time) warehouse.Row {
@@ -180,7 +180,9 @@ func ArchiveRow(in *events.Incoming, receivedAt time.Time) warehouse.Row {
 	if n, err := strconv.Atoi(attempts); err == nil && n > 0 {
 		v["delivery_attempts"] = n
 	}
-	if t, ok := parseTime(get(AttrPubSubTopicPublishTime)); ok {
+	if t, ok := parseTime(get(dl.AttrPublishTime)); ok {
+		v["publish_time"] = t
+	} else if t, ok := parseTime(get(AttrPubSubTopicPublishTime)); ok {
 		v["publish_time"] = t
 	}
 	return warehouse.Row{InsertID: id, Values: v}

@@ -37,7 +37,8 @@ const (
 	AttrAttempt        = "dlq-delivery-attempt"
 	AttrMessageID      = "dlq-message-id" // Pub/Sub message id of the original
 	AttrOrderingKey    = "dlq-ordering-key"
-	AttrDeadLetteredAt = "dlq-time" // RFC 3339 with nanoseconds, UTC
+	AttrPublishTime    = "dlq-publish-time" // when the original was published, RFC 3339
+	AttrDeadLetteredAt = "dlq-time"         // RFC 3339 with nanoseconds, UTC
 )
 
 // MaxAttributeValue is the largest attribute value Pub/Sub accepts, in bytes.
@@ -54,6 +55,7 @@ type Reason struct {
 	Subscription string
 	MessageID    string
 	Attempt      int
+	PublishTime  time.Time // of the original message; zero when unknown
 	Time         time.Time // zero means now
 }
 
@@ -113,6 +115,11 @@ func Annotate(m messaging.Message, r Reason) messaging.Message {
 	set(AttrSubscription, r.Subscription)
 	set(AttrMessageID, r.MessageID)
 	set(AttrOrderingKey, m.OrderingKey)
+	if !r.PublishTime.IsZero() {
+		attrs[AttrPublishTime] = r.PublishTime.UTC().Format(time.RFC3339Nano)
+	} else {
+		delete(attrs, AttrPublishTime)
+	}
 	if r.Attempt > 0 {
 		attrs[AttrAttempt] = strconv.Itoa(r.Attempt)
 	} else {

@@ -36,6 +36,7 @@ func TestPublishKeepsOriginalAndAddsReason(t *testing.T) {
 	id, err := p.Publish(context.Background(), m, deadletter.Reason{
 		Err: retry.Permanentf("decode order: missing field customer_id"), Consumer: "payment",
 		SourceTopic: "order.created", Subscription: "payment--order.created", MessageID: "m-9", Attempt: 3, Time: at,
+		PublishTime: at.Add(-time.Minute),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +54,7 @@ func TestPublishKeepsOriginalAndAddsReason(t *testing.T) {
 		deadletter.AttrReasonClass: "permanent", deadletter.AttrReason: "decode order: missing field customer_id",
 		deadletter.AttrConsumer: "payment", deadletter.AttrSourceTopic: "order.created",
 		deadletter.AttrSubscription: "payment--order.created", deadletter.AttrMessageID: "m-9",
-		deadletter.AttrAttempt: "3", deadletter.AttrOrderingKey: "o-1", deadletter.AttrDeadLetteredAt: "2026-11-26T10:00:00.000000005Z",
+		deadletter.AttrAttempt: "3", deadletter.AttrOrderingKey: "o-1", deadletter.AttrPublishTime: "2026-11-26T09:59:00.000000005Z", deadletter.AttrDeadLetteredAt: "2026-11-26T10:00:00.000000005Z",
 	}
 	for k, v := range want {
 		if got.Attributes[k] != v {

@@ -258,6 +258,7 @@ func DeadLetter(consumer string, pub *deadletter.Publisher, logger *slog.Logger)
 				Subscription: in.Delivery.Subscription,
 				MessageID:    in.Delivery.MessageID,
 				Attempt:      in.Delivery.Attempt,
+				PublishTime:  in.Delivery.PublishTime,
 			})
 			if perr != nil {
 				logger.ErrorContext(ctx, "dead-lettering failed", "error", err.Error(), "publish_error", perr.Error())
