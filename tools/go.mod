@@ -10,6 +10,7 @@ require (
 	example.com/platform/shared v0.0.0-00010101000000-000000000000
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.12.0
+	golang.org/x/term v0.47.0
 	golang.org/x/time v0.16.0
 	google.golang.org/api v0.313.0
 	google.golang.org/grpc v1.85.0

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/term"
+
 	"example.com/platform/tools/ops/replay"
 )
 
@@ -62,10 +64,9 @@ func MainContext(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	return c.Run(ctx, args)
 }
 
-func stdinIsTerminal() bool {
-	fi, err := os.Stdin.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
+// stdinIsTerminal reports whether stdin is a terminal (not /dev/null, a
+// pipe or a file, as in CI and scripts).
+func stdinIsTerminal() bool { return term.IsTerminal(int(os.Stdin.Fd())) }
 
 // usageError is a bad invocation: exit 2 with the usage of the command.
 type usageError struct {

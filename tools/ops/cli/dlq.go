@@ -419,4 +419,3 @@ func (c *Command) printReplay(rep replay.Report) {
 	fmt.Fprintf(c.Stdout, "replay %s: %d selected, %d published, %d failed, %d refused\n",
 		rep.ReplayID, len(rep.Items), rep.Published, rep.Failed, rep.Refused)
 }
-
