@@ -709,6 +709,9 @@ func TestThroughFunctionsFramework(t *testing.T) {
 	t.Setenv("PUBSUB_EMULATOR_HOST", fake.Server.Addr)
 	t.Setenv(EnvCarriers, "acme")
 	t.Setenv("LOG_LEVEL", "error")
+	// Rebuild from this environment (a previous run of this test, with
+	// -count, built the handler on a database that is gone now).
+	serving.Store(newLazy())
 	url := fftest.Start(t, EntryPoint)
 	e := &env{pool: pool, fake: fake, url: url}
 
