@@ -1,6 +1,6 @@
 // Package shipment is the shipment function: it consumes payment.processed,
 // creates the order's shipment (carrier and tracking number derived from the
-// event, see tracking.go), moves the order to shipped and emits
+// event, see Derived values), moves the order to shipped and emits
 // shipment.dispatched through the outbox, all in the one transaction that
 // also records the event as processed (transactional-mode idempotency).
 //
@@ -26,6 +26,35 @@
 // order later became paid through a real payment, a retried forged event
 // would be what ships it. The event goes to shipment.dlq at once, with the
 // reason, for an operator to inspect (and replay if it was genuine).
+//
+// # Derived values
+//
+// The identifiers of a shipment are derived from the payment.processed event
+// that created it, so a redelivery that runs again after a rolled-back
+// attempt produces the same shipment id, carrier, tracking number and
+// outgoing event id:
+//
+//	shipment id      UUIDv5(Namespace, "shipment/v1\x00" + ce-source + "\x00" + ce-id)
+//	dispatched id    UUIDv5(Namespace, "shipment.dispatched/v1\x00" + shipment id)
+//	                 (the ce-id of the shipment.dispatched event)
+//	carrier          carriers[FNV-1a-64(lower-case order id) mod len(carriers)]
+//	tracking number  CARRIER "-" BODY CHECK where
+//	                   CARRIER is the carrier code in upper case,
+//	                   BODY is the first 80 bits of
+//	                     SHA-256("shipment.tracking/v1\x00" + ce-source + "\x00" + ce-id)
+//	                     in Crockford base32 (16 symbols, no I L O U),
+//	                   CHECK is the Crockford check symbol of BODY (its value
+//	                     mod 37), so a mistyped number is caught by
+//	                     ValidTrackingNumber without a lookup.
+//
+// The (source, id) pair is what CloudEvents makes unique, and it is the
+// idempotency key of the function too. The "/v1" tags version each scheme:
+// changing one means a new tag, never a silent change of existing numbers.
+// The carrier depends on the order id only, so every attempt for an order
+// picks the same carrier as long as the configured list is unchanged; once
+// a shipment exists its carrier is stored and never recomputed.
+// DispatchedAt is the clock (Service.Now) at the attempt that commits: the
+// only value not derived from the event.
 package shipment
 
 import (
@@ -51,7 +80,7 @@ const Source = "//example.com/shipment"
 // DefaultCarriers is the carrier list used when SHIPMENT_CARRIERS is unset.
 const DefaultCarriers = "dhl,ups,fedex"
 
-// Errors of Ship, matched with errors.Is. Both are permanent.
+// Errors of Handle and Ship, matched with errors.Is. All are permanent.
 var (
 	// ErrNotPaid: payment.processed arrived for an order that is still
 	// pending (see the package documentation).

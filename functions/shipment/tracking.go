@@ -10,30 +10,6 @@ import (
 	"github.com/google/uuid"
 )
 
-// Everything a shipment carries is derived from the payment.processed event
-// that created it, so a redelivery that runs again after a rolled-back
-// attempt produces the very same row and the very same outgoing event:
-//
-//	shipment id      UUIDv5(Namespace, "shipment/v1\x00" + ce-source + "\x00" + ce-id)
-//	dispatched id    UUIDv5(Namespace, "shipment.dispatched/v1\x00" + shipment id)
-//	                 (the ce-id of the shipment.dispatched event)
-//	carrier          carriers[FNV-1a-64(lower-case order id) mod len(carriers)]
-//	tracking number  CARRIER "-" BODY CHECK where
-//	                   CARRIER is the carrier code in upper case,
-//	                   BODY is the first 80 bits of
-//	                     SHA-256("shipment.tracking/v1\x00" + ce-source + "\x00" + ce-id)
-//	                     in Crockford base32 (16 symbols, no I L O U),
-//	                   CHECK is the Crockford check symbol of BODY (its value
-//	                     mod 37), so a mistyped number is caught by
-//	                     ValidTrackingNumber without a lookup.
-//
-// The (source, id) pair is what CloudEvents makes unique, and it is the
-// idempotency key of the function too. The "/v1" tags version each scheme:
-// changing one means a new tag, never a silent change of existing numbers.
-// The carrier depends on the order id only, so every attempt for an order
-// picks the same carrier as long as the configured list is unchanged; once
-// a shipment exists its carrier is stored and never recomputed.
-
 // Namespace is the UUIDv5 namespace of shipment ids:
 // UUIDv5(NameSpaceURL, "https://example.com/ns/shipment").
 var Namespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://example.com/ns/shipment"))
@@ -67,7 +43,7 @@ const (
 )
 
 // TrackingNumber returns the tracking number of the event (source, id)
-// shipped with carrier (see the scheme above), e.g.
+// shipped with carrier (see the package documentation, Derived values), e.g.
 // "DHL-1X7QH3W8ZKM0B5TR=".
 func TrackingNumber(carrier, source, id string) string {
 	sum := sha256.Sum256([]byte("shipment.tracking/v1\x00" + source + "\x00" + id))
