@@ -37,6 +37,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -429,6 +430,18 @@ func (d *Dispatcher) push(ctx context.Context, s *subState, m messaging.Message,
 	return resp.StatusCode, nil
 }
 
+// oneLine makes s a valid HTTP header value (attributes become headers on
+// push): control characters become spaces and runs of space collapse.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	return strings.Join(strings.Fields(s), " ")
+}
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -496,7 +509,7 @@ func (d *Dispatcher) deadLetter(ctx context.Context, s *subState, rm *pubsubpb.R
 	attrs[AttrSourceSubscription] = s.ID
 	attrs[AttrSourceSubscriptionProject] = d.project
 	attrs[AttrSourceTopicPublishTime] = pm.PublishTime.AsTime().UTC().Format(PublishTimeLayout)
-	attrs[AttrSourceDeliveryError] = truncate(cause.Error(), 1000)
+	attrs[AttrSourceDeliveryError] = truncate(oneLine(cause.Error()), 1000)
 	out := &pubsubpb.PubsubMessage{Data: pm.Data, Attributes: attrs, OrderingKey: pm.OrderingKey}
 	for try := 1; ; try++ {
 		_, err := d.cfg.Client.TopicAdminClient.Publish(ctx, &pubsubpb.PublishRequest{

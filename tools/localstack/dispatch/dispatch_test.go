@@ -267,8 +267,8 @@ func TestDeadLetterAfterMaxAttempts(t *testing.T) {
 			t.Errorf("attribute %s = %q, want %q", k, m.Attributes[k], v)
 		}
 	}
-	if got := m.Attributes[dispatch.AttrSourceDeliveryError]; got == "" {
-		t.Errorf("no %s", dispatch.AttrSourceDeliveryError)
+	if got, want := m.Attributes[dispatch.AttrSourceDeliveryError], "push endpoint returned HTTP 500: failed with detail"; got != want {
+		t.Errorf("%s = %q, want %q (one line: it becomes a header)", dispatch.AttrSourceDeliveryError, got, want)
 	}
 	if _, err := time.Parse(dispatch.PublishTimeLayout, m.Attributes[dispatch.AttrSourceTopicPublishTime]); err != nil {
 		t.Error(err)

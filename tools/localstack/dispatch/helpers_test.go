@@ -182,6 +182,9 @@ func newEndpoint(t *testing.T, decide func(p push, n int) int) *endpoint {
 		e.pushes[i].Status = status
 		e.mu.Unlock()
 		w.WriteHeader(status)
+		if !dispatch.Success(status) {
+			_, _ = io.WriteString(w, "failed\nwith detail\n")
+		}
 	}))
 	t.Cleanup(e.srv.Close)
 	return e

@@ -1,0 +1,3 @@
+module example.com/fixture/archive
+
+go 1.26.0
