@@ -95,12 +95,12 @@ const (
 func letters() []dlq.Entry {
 	return []dlq.Entry{
 		{
-			MessageID: "dl-1", OriginalTopic: "order.created", Subscription: "payment-order-created",
+			MessageID: "dl-1", OriginalTopic: "order.created", Subscription: "payment--order.created",
 			Attributes: map[string]string{
 				"ce-id": "ev-1", "ce-type": typeCreated, "ce-source": "orders-api", "ce-specversion": "1.0",
 				"Content-Type": "application/json", "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
 				"dlq-reason-class": "permanent", "dlq-reason": "decode order: missing customer_id",
-				"dlq-consumer": "payment", "dlq-source-topic": "order.created", "dlq-subscription": "payment-order-created",
+				"dlq-consumer": "payment", "dlq-source-topic": "order.created", "dlq-subscription": "payment--order.created",
 				"dlq-message-id": "orig-1", "dlq-ordering-key": "order-1", "dlq-time": "2030-01-01T10:00:00Z",
 			},
 			Body:        []byte(`{"order_id":"order-1","items":[]}`),
@@ -111,14 +111,14 @@ func letters() []dlq.Entry {
 			MessageID: "dl-2",
 			Attributes: map[string]string{
 				"ce-id": "ev-2", "ce-type": typeProcessed, "ce-source": "payment",
-				dlq.AttrPubSubSourceSubscription: "projects/" + pubsubtest.Project + "/subscriptions/shipment-payment-processed",
+				dlq.AttrPubSubSourceSubscription: "projects/" + pubsubtest.Project + "/subscriptions/shipment--payment.processed",
 				dlq.AttrPubSubDeliveryCount:      "5",
 			},
 			Body:           []byte(`{"order_id":"order-2"}`),
 			DeadLetteredAt: dlqtest.Time("2030-01-01T11:00:00Z"),
 		},
 		{
-			MessageID: "dl-3", OriginalTopic: "order.created", Subscription: "payment-order-created",
+			MessageID: "dl-3", OriginalTopic: "order.created", Subscription: "payment--order.created",
 			Attributes:  map[string]string{"ce-id": "ev-3", "ce-type": typeCreated, "dlq-reason-class": "permanent", "dlq-reason": "decode order: missing customer_id"},
 			Body:        []byte{0xde, 0xad, 0xbe, 0xef},
 			ReasonClass: "permanent", ReasonMessage: "decode order: missing customer_id",
@@ -150,15 +150,15 @@ func checkListAndShow(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("list exit %d", r.code)
 	}
-	for _, want := range []string{"dl-1", "dl-2", "dl-3", "payment-order-created", "shipment-payment-processed",
+	for _, want := range []string{"dl-1", "dl-2", "dl-3", "payment--order.created", "shipment--payment.processed",
 		"permanent: decode order: missing customer_id", "delivery_attempts: maximum delivery attempts reached (5)"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("list output lacks %q", want)
 		}
 	}
 	// How often: the two payment dead letters form one group of 2.
-	if !strings.Contains(r.stdout, "2      payment-order-created") {
-		t.Errorf("list output lacks the group count of payment-order-created")
+	if !strings.Contains(r.stdout, "2      payment--order.created") {
+		t.Errorf("list output lacks the group count of payment--order.created")
 	}
 
 	r = run(t, "dlq", "list", "--type", typeProcessed, "--json")
@@ -176,12 +176,12 @@ func checkListAndShow(t *testing.T) {
 		t.Fatalf("list --json: %v (exit %d)", err, r.code)
 	}
 	_ = out
-	if len(raw.Entries) != 1 || raw.Entries[0]["message_id"] != "dl-2" || raw.Entries[0]["subscription"] != "shipment-payment-processed" ||
+	if len(raw.Entries) != 1 || raw.Entries[0]["message_id"] != "dl-2" || raw.Entries[0]["subscription"] != "shipment--payment.processed" ||
 		len(raw.Groups) != 1 || raw.Groups[0].Count != 1 || raw.Groups[0].ReasonClass != dlq.ReasonDeliveryAttempts {
 		t.Errorf("list --json --type = %+v", raw)
 	}
 
-	r = run(t, "dlq", "list", "--subscription", "payment-order-created", "--since", "2030-01-01T11:00:00Z", "--json")
+	r = run(t, "dlq", "list", "--subscription", "payment--order.created", "--since", "2030-01-01T11:00:00Z", "--json")
 	if err := json.Unmarshal([]byte(r.stdout), &raw); err != nil || len(raw.Entries) != 1 || raw.Entries[0]["message_id"] != "dl-3" {
 		t.Errorf("list filtered = %+v, %v", raw.Entries, err)
 	}
@@ -209,8 +209,8 @@ func checkListAndShow(t *testing.T) {
 func (s *stack) createTopics(t *testing.T) {
 	s.ps.CreateTopic(t, "order.created")
 	s.ps.CreateTopic(t, "payment.processed")
-	s.ps.CreateSubscription(t, "payment-order-created", "order.created")
-	s.ps.CreateSubscription(t, "shipment-payment-processed", "payment.processed")
+	s.ps.CreateSubscription(t, "payment--order.created", "order.created")
+	s.ps.CreateSubscription(t, "shipment--payment.processed", "payment.processed")
 }
 
 func (s *stack) published(t *testing.T) map[string][]messaging.Published {
@@ -296,7 +296,7 @@ func TestReplayPublishesToOriginalTopicAndAudits(t *testing.T) {
 	}
 
 	// The same dead letters again: refused, nothing published, exit 1.
-	r = run(t, "dlq", "replay", "--subscription", "payment-order-created", "--rate", "0")
+	r = run(t, "dlq", "replay", "--subscription", "payment--order.created", "--rate", "0")
 	if r.code != 1 || strings.Count(r.stdout, "refused dl-") != 2 || !strings.Contains(r.stdout, "use --force") {
 		t.Errorf("second replay: exit %d", r.code)
 	}
@@ -350,7 +350,7 @@ func TestReplayDryRunPublishesAndRecordsNothing(t *testing.T) {
 func TestReplayLimitAndFilters(t *testing.T) {
 	s := newStack(t, letters()...)
 	s.createTopics(t)
-	r := run(t, "dlq", "replay", "--subscription", "payment-order-created", "--limit", "1", "--rate", "0")
+	r := run(t, "dlq", "replay", "--subscription", "payment--order.created", "--limit", "1", "--rate", "0")
 	if r.code != 0 {
 		t.Fatalf("exit %d", r.code)
 	}
@@ -373,7 +373,7 @@ func TestReplayLimitAndFilters(t *testing.T) {
 func TestReplayFailureIsRecordedAndRetryable(t *testing.T) {
 	s := newStack(t, letters()...)
 	s.ps.CreateTopic(t, "payment.processed")
-	s.ps.CreateSubscription(t, "shipment-payment-processed", "payment.processed")
+	s.ps.CreateSubscription(t, "shipment--payment.processed", "payment.processed")
 	r := run(t, "dlq", "replay", "--all", "--rate", "0", "--timeout", "5s")
 	if r.code != 1 || !strings.Contains(r.stdout, "failed dl-1") || !strings.Contains(r.stdout, "1 published, 2 failed") {
 		t.Fatalf("exit %d", r.code)
@@ -385,7 +385,7 @@ func TestReplayFailureIsRecordedAndRetryable(t *testing.T) {
 		t.Errorf("run result not recorded")
 	}
 	s.ps.CreateTopic(t, "order.created")
-	r = run(t, "dlq", "replay", "--subscription", "payment-order-created", "--rate", "0")
+	r = run(t, "dlq", "replay", "--subscription", "payment--order.created", "--rate", "0")
 	if r.code != 0 || len(s.published(t)["ev-1"]) != 1 {
 		t.Errorf("retry after failure: exit %d", r.code)
 	}

@@ -19,7 +19,7 @@ import (
 func entries() []dlq.Entry {
 	return []dlq.Entry{
 		{
-			MessageID: "m1", OriginalTopic: "order.created", Subscription: "payment-order-created",
+			MessageID: "m1", OriginalTopic: "order.created", Subscription: "payment--order.created",
 			Attributes:  map[string]string{"ce-id": "e1", "ce-type": "com.example.orders.order.created.v1", "dlq-reason-class": "permanent", "dlq-reason": "decode order: bad"},
 			Body:        []byte(`{"order_id":"o1"}`),
 			ReasonClass: "permanent", ReasonMessage: "decode order: bad", DeliveryAttempts: 1,
@@ -30,12 +30,12 @@ func entries() []dlq.Entry {
 			// subscription attribute, binary body.
 			MessageID: "m2",
 			Attributes: map[string]string{"ce-id": "e2", "ce-type": "com.example.payments.payment.processed.v1",
-				dlq.AttrPubSubSourceSubscription: "projects/p/subscriptions/shipment-payment-processed", dlq.AttrPubSubDeliveryCount: "5"},
+				dlq.AttrPubSubSourceSubscription: "projects/p/subscriptions/shipment--payment.processed", dlq.AttrPubSubDeliveryCount: "5"},
 			Body:           []byte{0xff, 0x00, 0x01},
 			DeadLetteredAt: dlqtest.Time("2030-01-01T11:00:00Z"),
 		},
 		{
-			MessageID: "m3", OriginalTopic: "projects/p/topics/order.created", Subscription: "projects/p/subscriptions/payment-order-created",
+			MessageID: "m3", OriginalTopic: "projects/p/topics/order.created", Subscription: "projects/p/subscriptions/payment--order.created",
 			Attributes:  map[string]string{"ce-id": "e3", "ce-type": "com.example.orders.order.created.v1"},
 			Body:        []byte(`{}`),
 			ReasonClass: "permanent", ReasonMessage: "decode order: bad",
@@ -57,6 +57,12 @@ func TestColumnsMatchSchemaFile(t *testing.T) {
 	}
 	if !slices.Equal(s.Names(), dlq.Columns) {
 		t.Fatalf("schema columns %v, reader columns %v", s.Names(), dlq.Columns)
+	}
+	fake := dlqtest.Schema()
+	for i, f := range s {
+		if g := fake[i]; g.Name != f.Name || g.Type != f.Type || g.Mode != f.Mode {
+			t.Errorf("test schema column %+v, schema file %+v", g, f)
+		}
 	}
 	// Every row the test helper writes validates against the schema.
 	for _, e := range entries() {
@@ -115,8 +121,8 @@ func TestArchiveConformance(t *testing.T) {
 				f    dlq.Filter
 				want []string
 			}{
-				{dlq.Filter{Subscription: "payment-order-created"}, []string{"m1", "m3"}},
-				{dlq.Filter{Subscription: "projects/p/subscriptions/shipment-payment-processed"}, []string{"m2"}},
+				{dlq.Filter{Subscription: "payment--order.created"}, []string{"m1", "m3"}},
+				{dlq.Filter{Subscription: "projects/p/subscriptions/shipment--payment.processed"}, []string{"m2"}},
 				{dlq.Filter{Type: "com.example.payments.payment.processed.v1"}, []string{"m2"}},
 				{dlq.Filter{Since: dlqtest.Time("2030-01-01T11:00:00Z")}, []string{"m2", "m3"}},
 				{dlq.Filter{Until: dlqtest.Time("2030-01-01T11:00:00Z")}, []string{"m1"}},
@@ -138,7 +144,7 @@ func TestArchiveConformance(t *testing.T) {
 			if string(e.Body) != "\xff\x00\x01" || e.BodyEncoding != dlq.EncodingBase64 {
 				t.Errorf("body %q (%s)", e.Body, e.BodyEncoding)
 			}
-			if class, _ := e.Reason(); class != dlq.ReasonDeliveryAttempts || e.Attempts() != 5 || e.SourceSubscription() != "shipment-payment-processed" || e.Topic() != "" {
+			if class, _ := e.Reason(); class != dlq.ReasonDeliveryAttempts || e.Attempts() != 5 || e.SourceSubscription() != "shipment--payment.processed" || e.Topic() != "" {
 				t.Errorf("entry m2 decoded as %+v", e)
 			}
 			e, err = a.Get(ctx, "m1")
@@ -212,13 +218,30 @@ func TestDuplicateArchiveRowsCountOnce(t *testing.T) {
 	later := e
 	later.ReceivedAt = e.DeadLetteredAt.Add(time.Second)
 	later.ReasonMessage = "second copy"
-	a := &dlq.JSONL{Path: dlqtest.WriteJSONL(t, later, e)}
+	rec := func(e dlq.Entry) map[string]any {
+		return map[string]any{"table": "dead_letters", "insert_id": e.MessageID, "row": dlqtest.Row(e)}
+	}
+	a := &dlq.JSONL{Path: dlqtest.WriteLines(t, rec(later), rec(e))}
 	got, err := a.List(context.Background(), dlq.Filter{})
 	if err != nil || len(got) != 1 || got[0].ReasonMessage != e.ReasonMessage {
 		t.Fatalf("got %+v, %v", got, err)
 	}
 	g := dlq.Groups(append(got, entries()...))
-	if g[0].Count != 3 || g[0].Subscription != "payment-order-created" || g[0].ReasonClass != "permanent" {
+	if g[0].Count != 3 || g[0].Subscription != "payment--order.created" || g[0].ReasonClass != "permanent" {
 		t.Errorf("groups %+v", g)
+	}
+}
+
+// Records of other tables in a shared file are skipped; bare rows are read.
+func TestJSONLRecordFormats(t *testing.T) {
+	es := entries()
+	path := dlqtest.WriteLines(t,
+		map[string]any{"table": "events", "insert_id": "x", "row": map[string]any{"event_id": "x"}},
+		map[string]any{"table": "dead_letters", "insert_id": "m1", "row": dlqtest.Row(es[0])},
+		dlqtest.Row(es[1]),
+	)
+	got, err := (&dlq.JSONL{Path: path}).List(context.Background(), dlq.Filter{})
+	if err != nil || !slices.Equal(ids(got), []string{"m1", "m2"}) {
+		t.Fatalf("got %v, %v", ids(got), err)
 	}
 }

@@ -13,15 +13,20 @@ import (
 	"example.com/platform/shared/warehouse"
 )
 
-// JSONL reads the archive from a JSON-lines file: one dead_letters row per
-// line, as the local stack's warehouse JSONL sink appends them. Blank lines
-// are skipped, and so is a last line without its newline that does not
-// parse (a row being appended while we read). Any other line that does not
-// decode is an error naming the file and line. It is safe for concurrent
-// use; every call reads the file again.
+// JSONL reads the archive from a JSON-lines file, as the local stack's
+// dead-letter function writes it through warehouse.JSONL: one record per
+// line, {"table": "dead_letters", "insert_id": ..., "row": {columns}}
+// (records of other tables, when the file is shared, are skipped). A line
+// that is a bare row object (the dead_letters columns at the top level) is
+// read too. Blank lines are skipped, and so is a last line without its
+// newline that does not parse (a record being appended while we read). Any
+// other line that does not decode is an error naming the file and line.
+// It is safe for concurrent use; every call reads the file again.
 type JSONL struct {
 	// Path is the file.
 	Path string
+	// Table is the table whose records are read; default DefaultTable.
+	Table string
 }
 
 // String implements Archive.
@@ -82,13 +87,13 @@ func (j *JSONL) scan(ctx context.Context, fn func(Entry) bool) error {
 		}
 		complete := rerr == nil
 		if b = bytes.TrimSpace(b); len(b) > 0 {
-			e, err := decodeLine(b)
+			e, ok, err := j.decodeLine(b)
 			switch {
 			case err != nil && !complete:
 				// A partial last line: a writer is appending it.
 			case err != nil:
 				return fmt.Errorf("archive %s: line %d: %w", j, line, err)
-			case !fn(e):
+			case ok && !fn(e):
 				return nil
 			}
 		}
@@ -98,10 +103,23 @@ func (j *JSONL) scan(ctx context.Context, fn func(Entry) bool) error {
 	}
 }
 
-func decodeLine(b []byte) (Entry, error) {
+// decodeLine decodes one line; ok is false for a record of another table.
+func (j *JSONL) decodeLine(b []byte) (e Entry, ok bool, err error) {
 	row, err := warehouse.DecodeJSONRow(b)
 	if err != nil {
-		return Entry{}, fmt.Errorf("not a JSON object: %w", err)
+		return Entry{}, false, fmt.Errorf("not a JSON object: %w", err)
 	}
-	return DecodeRow(row)
+	if inner, isRecord := row["row"].(map[string]any); isRecord {
+		table, _ := row["table"].(string)
+		want := j.Table
+		if want == "" {
+			want = DefaultTable
+		}
+		if table != want {
+			return Entry{}, false, nil
+		}
+		row = inner
+	}
+	e, err = DecodeRow(row)
+	return e, err == nil, err
 }

@@ -14,6 +14,7 @@
 package dlqtest
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -76,14 +77,48 @@ func Row(e dlq.Entry) map[string]any {
 	return row
 }
 
-// WriteJSONL writes entries as a JSON-lines archive file in a temporary
-// directory of tb and returns its path.
+// Schema is the dead_letters schema the fake server and WriteJSONL use
+// (a test keeps it equal to functions/deadletter/schema/dead_letters.json).
+func Schema() warehouse.Schema {
+	var s warehouse.Schema
+	for _, f := range schema {
+		s = append(s, warehouse.Field{Name: f["name"], Type: f["type"], Mode: f["mode"]})
+	}
+	return s
+}
+
+// WriteJSONL writes entries to a new archive file in a temporary directory
+// of tb through the warehouse JSONL sink, exactly as the local stack's
+// dead-letter function does (insert id = message id), and returns its path.
 func WriteJSONL(tb testing.TB, entries ...dlq.Entry) string {
 	tb.Helper()
-	path := filepath.Join(tb.TempDir(), "dead_letters.jsonl")
-	var b strings.Builder
+	path := filepath.Join(tb.TempDir(), "dead-letters.jsonl")
+	sink, err := warehouse.NewJSONL(path, map[string]warehouse.Schema{dlq.DefaultTable: Schema()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer sink.Close()
 	for _, e := range entries {
-		line, err := json.Marshal(Row(e))
+		values := map[string]any{}
+		for k, v := range Row(e) {
+			values[k] = v
+		}
+		if err := sink.Insert(context.Background(), dlq.DefaultTable, []warehouse.Row{{InsertID: e.MessageID, Values: values}}); err != nil {
+			tb.Fatalf("dlqtest: write %s: %v", e.MessageID, err)
+		}
+	}
+	return path
+}
+
+// WriteLines writes each value as one JSON line to a new file of tb and
+// returns its path (for rows the sink would not write: duplicates, bare
+// rows, other tables).
+func WriteLines(tb testing.TB, lines ...any) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "lines.jsonl")
+	var b strings.Builder
+	for _, l := range lines {
+		line, err := json.Marshal(l)
 		if err != nil {
 			tb.Fatal(err)
 		}
