@@ -9,6 +9,8 @@ import (
 	"cloud.google.com/go/bigquery"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
+
+	"example.com/platform/shared/warehouse"
 )
 
 // DefaultTable is the archive table the dead-letter function writes.
@@ -67,11 +69,7 @@ func NewBigQuery(ctx context.Context, cfg BigQueryConfig) (*BigQuery, error) {
 	}
 	var opts []option.ClientOption
 	if cfg.Endpoint != "" {
-		ep := cfg.Endpoint
-		if !strings.Contains(ep, "://") {
-			ep = "http://" + ep
-		}
-		opts = append(opts, option.WithEndpoint(ep), option.WithoutAuthentication())
+		opts = warehouse.EmulatorOptions(cfg.Endpoint)
 	}
 	c, err := bigquery.NewClient(ctx, cfg.Project, opts...)
 	if err != nil {
