@@ -35,6 +35,10 @@ tidy-check: ## Fail if any go.mod or go.sum is not tidy (each module on its own,
 	  (cd $$m && GOWORK=off go mod tidy -diff >/dev/null) || { echo "go.mod/go.sum of $$m is not tidy: run (cd $$m && GOWORK=off go mod tidy)"; exit 1; }; \
 	done
 
+.PHONY: dev
+dev: ## Start the whole system locally (Pub/Sub emulator, PostgreSQL, every function, push dispatcher); Ctrl-C stops it. See docs/local-stack.md.
+	cd tools && go run ./cmd/dev $(DEV_FLAGS)
+
 .PHONY: package
 package: ## Build dist/<function>.zip for every function, with shared/ vendored (builds with GOWORK=off, offline).
 	cd tools && go run ./cmd/package -root .. -out dist

@@ -146,7 +146,7 @@ func (p *process) stop(grace time.Duration) error {
 	return nil
 }
 
-// prefixWriter writes every complete line it receives to out as
+// prefixWriter writes every complete, non-blank line it receives to out as
 // "name | line". Writers sharing mu never interleave within a line.
 type prefixWriter struct {
 	prefix string
@@ -166,6 +166,10 @@ func (w *prefixWriter) Write(b []byte) (int, error) {
 			break
 		}
 		line := w.buf[:i+1]
+		if len(bytes.TrimSpace(line)) == 0 {
+			w.buf = w.buf[i+1:]
+			continue
+		}
 		w.mu.Lock()
 		_, err := io.WriteString(w.out, w.prefix+string(line))
 		w.mu.Unlock()

@@ -113,6 +113,9 @@ type Options struct {
 	WorkDir string
 	// NoBigQueryEmulator ignores a bigquery-emulator found on PATH.
 	NoBigQueryEmulator bool
+	// SkipMissing skips, with a warning, functions whose folder has no cmd/
+	// yet (their subscriptions are not dispatched) instead of failing.
+	SkipMissing bool
 }
 
 // Stack is a running local system. Its methods are safe for concurrent use.
@@ -357,7 +360,9 @@ func (s *Stack) specs() ([]spec, error) {
 		}
 		out = append(out, spec{name: m.Name, module: rel, pkg: "./cmd", ready: "/", env: s.functionEnv(m, port, ports)})
 	}
-	if len(missing) > 0 {
+	if len(missing) > 0 && s.opts.SkipMissing {
+		s.warn("not started (no cmd/ folder): " + strings.Join(missing, ", ") + "; messages for them wait on the server")
+	} else if len(missing) > 0 {
 		return nil, fmt.Errorf("%w: %s (or limit Options.Functions)", ErrNoCommand, strings.Join(missing, ", "))
 	}
 	return out, nil
@@ -400,6 +405,7 @@ func (s *Stack) functionEnv(m *manifest.Manifest, port int, ports map[string]int
 	if m.BigQuery {
 		if s.BigQueryHost != "" {
 			env["ANALYTICS_SINK"] = "bigquery"
+			env["DEADLETTER_SINK"] = "bigquery"
 			env["BIGQUERY_EMULATOR_HOST"] = s.BigQueryHost
 			env["BIGQUERY_PROJECT"] = s.Project
 			env["BIGQUERY_DATASET"] = DefaultDataset
