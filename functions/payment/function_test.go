@@ -3,12 +3,26 @@ package payment
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"cloud.google.com/go/pubsub/v2/pstest"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"example.com/platform/shared/app"
 	"example.com/platform/shared/events"
@@ -25,37 +39,22 @@ import (
 // Cloud Run runs it. The lazy handler is built once per test binary, so
 // this is the only test that sends requests through the framework.
 func TestThroughTheFramework(t *testing.T) {
-	ps := pubsubtest.New(t)
-	for _, tp := range topics {
-		ps.CreateTopic(t, tp)
-	}
-	gw := fakegateway.NewServer(t, fakegateway.Config{APIKey: "e2e-key"})
-	dbURL := pgtest.NewDatabase(t)
-	for k, v := range map[string]string{
-		"PUBSUB_EMULATOR_HOST": ps.Server.Addr,
-		app.EnvFunction:        "payment",
-		app.EnvProject:         pubsubtest.Project,
-		app.EnvDatabaseURL:     dbURL,
-		EnvGatewayURL:          gw.URL,
-		EnvGatewayAPIKey:       "e2e-key",
-		EnvGatewayTimeout:      "2s",
-		app.EnvLogLevel:        "error",
-	} {
-		t.Setenv(k, v)
-	}
-	url := fftest.Start(t, EntryPoint)
+	fx := frameworkFixture(t)
+	ps, gw, dbURL := fx.pubsub, fx.gw, fx.dbURL
+	fnURL := fftest.Start(t, EntryPoint)
 
 	// The first request builds the handler (and migrates the database);
 	// orders are inserted afterwards through a pool of our own.
 	e := &env{t: t, pubsub: ps, gw: gw, logs: &syncBuffer{}}
+	badID := uuid.NewString()
 	bad := messagingMessage{Data: []byte(`{`), Attributes: map[string]string{
-		events.AttrID: "broken-1", events.AttrSource: "//example.com/orders-api", events.AttrSpecVersion: "1.0",
+		events.AttrID: badID, events.AttrSource: "//example.com/orders-api", events.AttrSpecVersion: "1.0",
 		events.AttrType: events.TypeOrderCreated, events.AttrSubject: "x", events.AttrTime: time.Now().UTC().Format(time.RFC3339),
 		events.AttrContentType: events.ContentTypeJSON,
 	}}
-	want(t, "bad payload", push(t, url, bad), http.StatusNoContent)
-	if dl := published(ps, "payment.dlq", ""); len(dl) != 1 {
-		t.Fatalf("dead letters: %d", len(dl))
+	want(t, "bad payload", push(t, fnURL, bad), http.StatusNoContent)
+	if n := countByID(published(ps, "payment.dlq", ""), badID); n != 1 {
+		t.Fatalf("dead letters of the bad payload: %d", n)
 	}
 
 	deps, err := app.Open(context.Background(), app.Env{Function: "payment-test", Database: app.Database{URL: dbURL}}, app.Needs{Database: true}, nil)
@@ -80,8 +79,8 @@ func TestThroughTheFramework(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			e.t = t
 			o, m := e.order(c.customer, 700)
-			want(t, "status code", c.push(t, url, m), http.StatusNoContent)
-			want(t, "duplicate", c.push(t, url, m), http.StatusNoContent)
+			want(t, "status code", c.push(t, fnURL, m), http.StatusNoContent)
+			want(t, "duplicate", c.push(t, fnURL, m), http.StatusNoContent)
 			want(t, "order status", e.status(o.OrderID), c.status)
 			want(t, "events", len(published(ps, c.topic, o.OrderID)), 1)
 			want(t, "charges", gw.ChargesFor(key(m)), 1)
@@ -92,9 +91,9 @@ func TestThroughTheFramework(t *testing.T) {
 		e.t = t
 		o, m := e.order("c3", 700)
 		must(t, gw.SetOrder(o.OrderID, fakegateway.Behavior{Mode: fakegateway.Fail, Status: 502, Times: 3}))
-		want(t, "during the outage", push(t, url, m), http.StatusServiceUnavailable)
+		want(t, "during the outage", push(t, fnURL, m), http.StatusServiceUnavailable)
 		want(t, "order status", e.status(o.OrderID), orders.Pending)
-		want(t, "redelivery", push(t, url, m), http.StatusNoContent)
+		want(t, "redelivery", push(t, fnURL, m), http.StatusNoContent)
 		want(t, "order status", e.status(o.OrderID), orders.Paid)
 		want(t, "charges", gw.ChargesFor(key(m)), 1)
 	})
@@ -126,7 +125,7 @@ func TestConfigErrorListsEverythingMissing(t *testing.T) {
 	// Served lazily, the message is the 500 answer of every request.
 	lazy := app.NewLazy(func(ctx context.Context) (http.Handler, error) {
 		return build(ctx, func(string) string { return "" })
-	}, nil)
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	rec := httptest.NewRecorder()
 	lazy.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", nil))
 	body, _ := io.ReadAll(rec.Body)
@@ -158,4 +157,123 @@ func TestManifestMatchesTheCode(t *testing.T) {
 	if HandlerTimeout >= time.Duration(timeout)*time.Second {
 		t.Errorf("HandlerTimeout %v is not below the function timeout %ds", HandlerTimeout, timeout)
 	}
+}
+
+func countByID(ms []messagingMessage, id string) int {
+	n := 0
+	for _, m := range ms {
+		if m.Attributes[events.AttrID] == id {
+			n++
+		}
+	}
+	return n
+}
+
+// fixture is what the framework-served function is configured with. The
+// lazy handler is built once per test binary, so the fixture lives as long
+// as the binary (closed by TestMain), and TestThroughTheFramework can run
+// again under -count.
+type fixture struct {
+	pubsub *pubsubtest.Fake
+	gw     *fakegateway.Server
+	dbURL  string
+	close  []func()
+}
+
+var (
+	fxOnce sync.Once
+	fx     *fixture
+	fxErr  error
+)
+
+func frameworkFixture(t *testing.T) *fixture {
+	t.Helper()
+	fxOnce.Do(func() { fx, fxErr = newFixture() })
+	if fxErr != nil {
+		t.Fatal(fxErr)
+	}
+	return fx
+}
+
+func newFixture() (_ *fixture, err error) {
+	f := &fixture{}
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
+	srv := pstest.NewServer()
+	f.close = append(f.close, func() { srv.Close() })
+	conn, err := grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	f.close = append(f.close, func() { conn.Close() })
+	client, err := pubsub.NewClient(context.Background(), pubsubtest.Project, option.WithGRPCConn(conn))
+	if err != nil {
+		return nil, err
+	}
+	f.close = append(f.close, func() { client.Close() })
+	f.pubsub = &pubsubtest.Fake{Server: srv, Client: client}
+	for _, tp := range topics {
+		if _, err := client.TopicAdminClient.CreateTopic(context.Background(), &pubsubpb.Topic{Name: pubsubtest.TopicName(tp)}); err != nil {
+			return nil, fmt.Errorf("create topic %s: %w", tp, err)
+		}
+	}
+
+	cluster, err := pgtest.Start()
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, cluster.AdminURL)
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close(ctx)
+	name := fmt.Sprintf("payment_fftest_%d", os.Getpid())
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return nil, err
+	}
+	f.close = append(f.close, func() {
+		if a, err := pgx.Connect(ctx, cluster.AdminURL); err == nil {
+			a.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			a.Close(ctx)
+		}
+	})
+	// The same rule as pgtest: a URL gets the database as its path, a
+	// key=value string a dbname.
+	if u, err := url.Parse(cluster.AdminURL); err == nil && u.Scheme != "" {
+		u.Path = "/" + name
+		f.dbURL = u.String()
+	} else {
+		f.dbURL = cluster.AdminURL + " dbname=" + name
+	}
+
+	g := fakegateway.New(fakegateway.Config{APIKey: "e2e-key"})
+	hs := httptest.NewServer(g)
+	f.close = append(f.close, func() { g.Close(); hs.Close() })
+	f.gw = &fakegateway.Server{Gateway: g, URL: hs.URL}
+
+	for k, v := range map[string]string{
+		"PUBSUB_EMULATOR_HOST": srv.Addr,
+		app.EnvFunction:        "payment",
+		app.EnvProject:         pubsubtest.Project,
+		app.EnvDatabaseURL:     f.dbURL,
+		EnvGatewayURL:          hs.URL,
+		EnvGatewayAPIKey:       "e2e-key",
+		EnvGatewayTimeout:      "2s",
+		app.EnvLogLevel:        "error",
+	} {
+		os.Setenv(k, v)
+	}
+	return f, nil
+}
+
+// Close releases the fixture, newest first.
+func (f *fixture) Close() {
+	for i := len(f.close) - 1; i >= 0; i-- {
+		f.close[i]()
+	}
+	f.close = nil
 }
