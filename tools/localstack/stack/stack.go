@@ -113,6 +113,9 @@ type Options struct {
 	WorkDir string
 	// NoBigQueryEmulator ignores a bigquery-emulator found on PATH.
 	NoBigQueryEmulator bool
+	// Observer, when set, sees every push of the dispatcher
+	// (dispatch.Config.Observer): called synchronously from many goroutines.
+	Observer func(dispatch.Event)
 	// SkipMissing skips, with a warning, functions whose folder has no cmd/
 	// yet (their subscriptions are not dispatched) instead of failing.
 	SkipMissing bool
@@ -533,6 +536,7 @@ func (s *Stack) startDispatcher() error {
 		Counter:      s.Counter,
 		BackoffScale: s.opts.BackoffScale,
 		Duplicate:    s.opts.Duplicate,
+		Observer:     s.opts.Observer,
 		Logger:       slog.New(slog.NewTextHandler(newPrefixWriter("dispatcher", 12, s.logMu, s.log), nil)),
 	}, subs)
 	if err != nil {
