@@ -40,6 +40,7 @@
 //	GET    /_fake/stats      Stats
 //	GET    /_fake/charges    []Charge
 //	POST   /_fake/reset      forget behaviours, charges and counters
+//	GET    /healthz          200 while serving (readiness of the local stack)
 //
 // A Gateway is safe for concurrent use.
 package fakegateway
@@ -69,6 +70,7 @@ const (
 	StatsPath    = "/_fake/stats"
 	ChargesList  = "/_fake/charges"
 	ResetPath    = "/_fake/reset"
+	HealthPath   = "/healthz"
 )
 
 // IdempotencyKeyHeader is the request header carrying the caller's key.
@@ -532,6 +534,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveCharge(w, r)
 	case strings.HasPrefix(r.URL.Path, "/_fake/"):
 		g.serveControl(w, r)
+	case r.URL.Path == HealthPath:
+		writeJSON(w, map[string]string{"status": "ok"})
 	default:
 		writeError(w, http.StatusNotFound, "no such endpoint")
 	}

@@ -304,6 +304,12 @@ func TestControlEndpoints(t *testing.T) {
 	if a := charge(t, s, "k4", req("o4", "x")); a.body.Status != "approved" {
 		t.Fatalf("after delete: %s", a.raw)
 	}
+	if st, _ := do(http.MethodGet, fakegateway.HealthPath, ""); st != 200 {
+		t.Fatal("healthz")
+	}
+	if st, _ := do(http.MethodGet, "/nope", ""); st != 404 {
+		t.Fatal("unknown path")
+	}
 	if st, _ := do(http.MethodPost, fakegateway.ResetPath, ""); st != 204 {
 		t.Fatal("reset")
 	}
