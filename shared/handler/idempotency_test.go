@@ -129,7 +129,10 @@ func transactionalEnv(t *testing.T, fn func(ctx context.Context, in *events.Inco
 	if err != nil {
 		t.Fatal(err)
 	}
-	publish := func(ctx context.Context, ids ...int64) error { _, err := relay.PublishAfterCommit(ctx, ids...); return err }
+	publish := func(ctx context.Context, ids ...int64) error {
+		_, err := relay.PublishAfterCommit(ctx, ids...)
+		return err
+	}
 	e := newEnv(t, fn, handler.Transactional("shipment", store, nil, publish, nil))
 	return e, pool, pub
 }

@@ -103,7 +103,7 @@ func TestEmptyAndMultiDocument(t *testing.T) {
 func TestValidationErrors(t *testing.T) {
 	cases := []struct {
 		name, old, new, want string
-		unknownTopic     bool
+		unknownTopic         bool
 	}{
 		{"attempts too low", "max_delivery_attempts: 10", "max_delivery_attempts: 4", "consumes[0].max_delivery_attempts: 4 is out of range 5..100", false},
 		{"attempts too high", "max_delivery_attempts: 10", "max_delivery_attempts: 101", "out of range 5..100", false},

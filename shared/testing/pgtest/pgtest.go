@@ -43,9 +43,9 @@ const InstallHint = "install the PostgreSQL server (Debian/Ubuntu: apt-get insta
 	"or set DATABASE_URL to a server the tests may create databases on"
 
 var (
-	mu      sync.Mutex
-	cluster *Cluster
-	started bool
+	mu       sync.Mutex
+	cluster  *Cluster
+	started  bool
 	startErr error
 )
 
