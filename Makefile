@@ -39,6 +39,10 @@ tidy-check: ## Fail if any go.mod or go.sum is not tidy (each module on its own,
 dev: ## Start the whole system locally (Pub/Sub emulator, PostgreSQL, every function, push dispatcher); Ctrl-C stops it. See docs/local-stack.md.
 	cd tools && go run ./cmd/dev $(DEV_FLAGS)
 
+.PHONY: codeowners
+codeowners: ## Regenerate CODEOWNERS from the function manifests (a test fails when it is stale).
+	go run ./tools/cmd/codeowners
+
 .PHONY: package
 package: ## Build dist/<function>.zip for every function, with shared/ vendored (builds with GOWORK=off, offline).
 	cd tools && go run ./cmd/package -root .. -out dist
