@@ -43,6 +43,10 @@ dev: ## Start the whole system locally (Pub/Sub emulator, PostgreSQL, every func
 codeowners: ## Regenerate CODEOWNERS from the function manifests (a test fails when it is stale).
 	go run ./tools/cmd/codeowners
 
+.PHONY: demo
+demo: ## Start the stack, send orders (one declined, one poison message), wait until quiet, check every invariant. See docs/demo.md.
+	cd tools && go run ./cmd/demo $(DEMO_FLAGS)
+
 .PHONY: package
 package: ## Build dist/<function>.zip for every function, with shared/ vendored (builds with GOWORK=off, offline).
 	cd tools && go run ./cmd/package -root .. -out dist

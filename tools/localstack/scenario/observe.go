@@ -1,0 +1,222 @@
+package scenario
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"example.com/platform/shared/orders"
+	"example.com/platform/shared/warehouse"
+	"example.com/platform/tools/localstack/dispatch"
+	"example.com/platform/tools/ops/dlq"
+)
+
+// Observed is what the system did, read from its stores. Check judges it.
+type Observed struct {
+	// Orders are the rows of the batch's order ids (API orders and the
+	// poison message's made-up id), with their status history.
+	Orders map[string]OrderState
+	// Shipments and Payments count the rows per order id.
+	Shipments map[string]int
+	Payments  map[string]int
+	// Charges are the fake gateway's executed charges per order id
+	// ("approved" or "declined" each).
+	Charges map[string][]string
+	// Analytics are the rows of the analytics table "events".
+	Analytics []AnalyticsRow
+	// DeadLetters are the dead-letter archive's entries, one per message.
+	DeadLetters []dlq.Entry
+	// OutboxPending is the number of outbox rows not yet published.
+	OutboxPending int64
+	// Topics counts the messages published per topic.
+	Topics []TopicCount
+	// Subscriptions are the dispatcher's counters.
+	Subscriptions []dispatch.Stats
+}
+
+// OrderState is one order as stored.
+type OrderState struct {
+	Status  orders.Status
+	History []orders.Status
+}
+
+// AnalyticsRow is the part of an analytics row Check needs.
+type AnalyticsRow struct {
+	EventID, Type, OrderID string
+}
+
+// TopicCount is the number of messages published to a topic.
+type TopicCount struct {
+	Topic     string
+	Published int64
+}
+
+// Observe reads what happened to the batch.
+func (r *Runner) Observe(ctx context.Context, b *Batch) (*Observed, error) {
+	ids := make([]string, 0, len(b.Items))
+	for _, it := range b.Items {
+		if it.OrderID != "" {
+			ids = append(ids, it.OrderID)
+		}
+	}
+	o := &Observed{Subscriptions: r.Stack.Dispatcher.Stats()}
+	var err error
+	if o.Orders, err = loadOrders(ctx, r.db, ids); err != nil {
+		return nil, err
+	}
+	if o.Shipments, err = countBy(ctx, r.db, `SELECT order_id::text, count(*) FROM shipments WHERE order_id = ANY($1::uuid[]) GROUP BY order_id`, ids); err != nil {
+		return nil, fmt.Errorf("count shipments: %w", err)
+	}
+	if o.Payments, err = countBy(ctx, r.db, `SELECT order_id::text, count(*) FROM payments WHERE order_id = ANY($1::uuid[]) GROUP BY order_id`, ids); err != nil {
+		return nil, fmt.Errorf("count payments: %w", err)
+	}
+	if o.OutboxPending, err = pendingOutbox(ctx, r.db); err != nil {
+		return nil, err
+	}
+	if o.Charges, err = r.charges(ctx); err != nil {
+		return nil, err
+	}
+	if o.Analytics, err = ReadAnalytics(r.Stack.SinkFiles[Analytics]); err != nil {
+		return nil, err
+	}
+	if o.DeadLetters, err = ReadDeadLetters(ctx, r.Stack.SinkFiles[DeadLetter]); err != nil {
+		return nil, err
+	}
+	for _, t := range r.Stack.Plan.Topics {
+		o.Topics = append(o.Topics, TopicCount{Topic: t, Published: r.Stack.Counter.Count(t)})
+	}
+	return o, nil
+}
+
+func loadOrders(ctx context.Context, db *pgxpool.Pool, ids []string) (map[string]OrderState, error) {
+	out := map[string]OrderState{}
+	for _, id := range ids {
+		ord, err := orders.Load(ctx, db, id)
+		if errors.Is(err, orders.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load order %s: %w", id, err)
+		}
+		st := OrderState{Status: ord.Status}
+		for _, c := range ord.History {
+			st.History = append(st.History, c.Status)
+		}
+		out[id] = st
+	}
+	return out, nil
+}
+
+func countBy(ctx context.Context, db *pgxpool.Pool, query string, ids []string) (map[string]int, error) {
+	rows, err := db.Query(ctx, query, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, err
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
+}
+
+// charges reads the fake gateway's executed charges (GET /_fake/charges).
+func (r *Runner) charges(ctx context.Context) (map[string][]string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.Stack.URL("fakegateway")+"/_fake/charges", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := r.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("gateway charges: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("gateway charges: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("gateway charges: %s: %s", resp.Status, body)
+	}
+	var list []struct {
+		OrderID string `json:"order_id"`
+		Status  string `json:"status"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, fmt.Errorf("gateway charges: decode: %w", err)
+	}
+	out := map[string][]string{}
+	for _, c := range list {
+		out[c.OrderID] = append(out[c.OrderID], c.Status)
+	}
+	return out, nil
+}
+
+// ReadAnalytics reads the rows of the analytics table "events" from the
+// analytics function's JSON-lines sink file. A missing file is no rows.
+func ReadAnalytics(path string) ([]AnalyticsRow, error) {
+	recs, err := warehouse.ReadJSONL(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read analytics rows: %w", err)
+	}
+	var out []AnalyticsRow
+	for _, rec := range recs {
+		if rec.Table != "events" {
+			continue
+		}
+		row := AnalyticsRow{EventID: str(rec.Row["event_id"]), Type: str(rec.Row["event_type"])}
+		// data is a JSON column: its text, as a string (or an object).
+		var data struct {
+			OrderID string `json:"order_id"`
+		}
+		switch d := rec.Row["data"].(type) {
+		case string:
+			_ = json.Unmarshal([]byte(d), &data)
+		case map[string]any:
+			data.OrderID = str(d["order_id"])
+		}
+		row.OrderID = data.OrderID
+		out = append(out, row)
+	}
+	return out, nil
+}
+
+// ReadDeadLetters reads the dead-letter archive from the dead-letter
+// function's JSON-lines sink file (one entry per dead-letter message). A
+// missing file is an empty archive.
+func ReadDeadLetters(ctx context.Context, path string) ([]dlq.Entry, error) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	es, err := (&dlq.JSONL{Path: path}).List(ctx, dlq.Filter{})
+	if err != nil {
+		return nil, fmt.Errorf("read dead-letter archive: %w", err)
+	}
+	sort.SliceStable(es, func(i, j int) bool { return es[i].DeadLetteredAt.Before(es[j].DeadLetteredAt) })
+	return es, nil
+}
+
+func str(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprint(v)
+}
