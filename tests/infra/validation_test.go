@@ -1,7 +1,9 @@
 package infra_test
 
 import (
+	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,6 +28,14 @@ func TestValidationRejectsBadInputs(t *testing.T) {
 		{"event-function", "name", `"Bad_Name"`, "The name must be 3-30 lowercase letters"},
 		{"event-function", "entry_point", `"payment"`, "The entry_point must be an exported Go identifier"},
 		{"event-function", "dead_letter_topic", `"payment.dead"`, `The dead_letter_topic must end in ".dlq"`},
+		{"event-function", "kind", `"batch"`, `The kind must be "cloudevent" or "http"`},
+		{"event-function", "ingress", `"ALLOW_INTERNAL_AND_GCLB"`, "A cloudevent function is fed by push: its ingress must be ALLOW_INTERNAL_ONLY"},
+		{"event-function", "subscriptions", `{}`, "A cloudevent function must consume at least one topic"},
+		{"event-function", "dead_letter_topic", `null`, "A cloudevent function must consume at least one topic and needs its dead_letter_topic"},
+		{"http-service", "invokers", `{ everyone = "allAuthenticatedUsers" }`, "The invokers must not include allUsers or allAuthenticatedUsers"},
+		{"platform", "env", `"qa"`, "The env must be dev, staging or prod."},
+		{"platform", "orders_api", `{ outbox_relay_cron = "hourly" }`, "five-field cron expression"},
+		{"platform", "alerting", `{ thresholds = { error_rate = 0.5 } }`, "The alerting.thresholds keys must be"},
 		{"postgres", "private_network", `"default"`, "The private_network must be a network id like"},
 		{"postgres", "ssl_mode", `"ALLOW_UNENCRYPTED_AND_ENCRYPTED"`, "unencrypted connections are never allowed"},
 		{"analytics", "dataset_id", `"bad-dataset"`, "The dataset_id must be letters, digits or underscores"},
@@ -46,7 +56,7 @@ func TestValidationRejectsBadInputs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if src, err = setModuleArgument(src, tc.arg, tc.expr); err != nil {
+			if src, err = setModuleArgument(src, tc.module, tc.arg, tc.expr); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.WriteFile(filepath.Join(dir, "main.tf"), src, 0o644); err != nil {
@@ -63,8 +73,10 @@ func TestValidationRejectsBadInputs(t *testing.T) {
 	}
 }
 
-// setModuleArgument sets arg = expr (HCL source) on the first module block.
-func setModuleArgument(src []byte, arg, expr string) ([]byte, error) {
+// setModuleArgument sets arg = expr (HCL source) on the first module block
+// whose source is the module named module (an example may call other
+// modules too, e.g. the service that http-service is given).
+func setModuleArgument(src []byte, module, arg, expr string) ([]byte, error) {
 	f, diags := hclwrite.ParseConfig(src, "main.tf", hcl.InitialPos)
 	if diags.HasErrors() {
 		return nil, diags
@@ -75,10 +87,15 @@ func setModuleArgument(src []byte, arg, expr string) ([]byte, error) {
 	}
 	tokens := e.Body().GetAttribute("x").Expr().BuildTokens(nil)
 	for _, b := range f.Body().Blocks() {
-		if b.Type() == "module" {
-			b.Body().SetAttributeRaw(arg, tokens)
-			return f.Bytes(), nil
+		if b.Type() != "module" {
+			continue
 		}
+		source := b.Body().GetAttribute("source")
+		if source == nil || path.Base(strings.Trim(strings.TrimSpace(string(source.Expr().BuildTokens(nil).Bytes())), `"`)) != module {
+			continue
+		}
+		b.Body().SetAttributeRaw(arg, tokens)
+		return f.Bytes(), nil
 	}
-	return nil, os.ErrNotExist
+	return nil, fmt.Errorf("no module block with source .../%s: %w", module, os.ErrNotExist)
 }

@@ -26,15 +26,16 @@ orders_api = {
   outbox_relay_cron = "*/5 * * * *"
 }
 
-notification_channels = {
-  platform = ["projects/example-dev/notificationChannels/1000000000000000001"]
-}
-default_notification_channels = ["projects/example-dev/notificationChannels/1000000000000000001"]
-
-alert_thresholds = {
-  oldest_unacked_age_seconds = 1800
-  error_ratio                = 0.2
-  duration_seconds           = 600
+alerting = {
+  notification_channels = {
+    platform = ["projects/example-dev/notificationChannels/1000000000000000001"]
+  }
+  default_notification_channels = ["projects/example-dev/notificationChannels/1000000000000000001"]
+  thresholds = {
+    oldest_unacked_age_seconds = 1800
+    error_ratio                = 0.2
+    duration_seconds           = 600
+  }
 }
 
 build = {

@@ -1,40 +1,34 @@
 output "functions" {
   description = "Event functions: uri, runtime service account and subscriptions by name."
-  value = {
-    for name, f in module.event_functions : name => {
-      uri             = f.uri
-      service_account = f.service_account_email
-      subscriptions   = f.subscriptions
-    }
-  }
+  value       = module.platform.functions
 }
 
 output "http_services" {
   description = "HTTP services: uri and runtime service account by name."
-  value       = { for name, s in module.http_services : name => { uri = s.uri, service_account = s.service_account_email } }
+  value       = module.platform.http_services
 }
 
 output "topics" {
   description = "Topic ids by name (domain and dead-letter topics)."
-  value       = { for name, t in module.topics : name => t.id }
+  value       = module.platform.topics
 }
 
 output "source_bucket" {
   description = "Bucket the pipeline uploads function archives to."
-  value       = module.project.source_bucket
+  value       = module.platform.source_bucket
 }
 
 output "database_connection_name" {
   description = "Cloud SQL connection name."
-  value       = module.postgres.connection_name
+  value       = module.platform.database_connection_name
 }
 
 output "analytics_dataset" {
   description = "BigQuery dataset id."
-  value       = module.analytics.dataset_id
+  value       = module.platform.analytics_dataset
 }
 
 output "build_triggers" {
   description = "Cloud Build trigger ids by function."
-  value       = module.build_triggers.ids
+  value       = module.platform.build_triggers
 }

@@ -26,19 +26,20 @@ orders_api = {
   outbox_relay_cron = "* * * * *"
 }
 
-notification_channels = {
-  platform   = ["projects/example-prod/notificationChannels/3000000000000000001"]
-  orders     = ["projects/example-prod/notificationChannels/3000000000000000002"]
-  payments   = ["projects/example-prod/notificationChannels/3000000000000000003"]
-  fulfilment = ["projects/example-prod/notificationChannels/3000000000000000004"]
-  data       = ["projects/example-prod/notificationChannels/3000000000000000005"]
-}
-default_notification_channels = ["projects/example-prod/notificationChannels/3000000000000000001"]
-
-alert_thresholds = {
-  oldest_unacked_age_seconds = 300
-  error_ratio                = 0.02
-  duration_seconds           = 120
+alerting = {
+  notification_channels = {
+    platform   = ["projects/example-prod/notificationChannels/3000000000000000001"]
+    orders     = ["projects/example-prod/notificationChannels/3000000000000000002"]
+    payments   = ["projects/example-prod/notificationChannels/3000000000000000003"]
+    fulfilment = ["projects/example-prod/notificationChannels/3000000000000000004"]
+    data       = ["projects/example-prod/notificationChannels/3000000000000000005"]
+  }
+  default_notification_channels = ["projects/example-prod/notificationChannels/3000000000000000001"]
+  thresholds = {
+    oldest_unacked_age_seconds = 300
+    error_ratio                = 0.02
+    duration_seconds           = 120
+  }
 }
 
 build = {

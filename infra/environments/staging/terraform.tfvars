@@ -25,19 +25,20 @@ orders_api = {
   outbox_relay_cron = "* * * * *"
 }
 
-notification_channels = {
-  platform   = ["projects/example-staging/notificationChannels/2000000000000000001"]
-  orders     = ["projects/example-staging/notificationChannels/2000000000000000002"]
-  payments   = ["projects/example-staging/notificationChannels/2000000000000000003"]
-  fulfilment = ["projects/example-staging/notificationChannels/2000000000000000004"]
-  data       = ["projects/example-staging/notificationChannels/2000000000000000005"]
-}
-default_notification_channels = ["projects/example-staging/notificationChannels/2000000000000000001"]
-
-alert_thresholds = {
-  oldest_unacked_age_seconds = 900
-  error_ratio                = 0.1
-  duration_seconds           = 300
+alerting = {
+  notification_channels = {
+    platform   = ["projects/example-staging/notificationChannels/2000000000000000001"]
+    orders     = ["projects/example-staging/notificationChannels/2000000000000000002"]
+    payments   = ["projects/example-staging/notificationChannels/2000000000000000003"]
+    fulfilment = ["projects/example-staging/notificationChannels/2000000000000000004"]
+    data       = ["projects/example-staging/notificationChannels/2000000000000000005"]
+  }
+  default_notification_channels = ["projects/example-staging/notificationChannels/2000000000000000001"]
+  thresholds = {
+    oldest_unacked_age_seconds = 900
+    error_ratio                = 0.1
+    duration_seconds           = 300
+  }
 }
 
 build = {

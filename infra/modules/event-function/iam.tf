@@ -1,7 +1,6 @@
 locals {
   runtime_member = "serviceAccount:${google_service_account.default.email}"
-  push_member    = "serviceAccount:${google_service_account.push.email}"
-  agent_member   = "serviceAccount:${var.pubsub_service_agent}"
+  agent_member   = var.pubsub_service_agent == null ? null : "serviceAccount:${var.pubsub_service_agent}"
 
   # Project roles every function needs to write logs, metrics and traces.
   runtime_roles = toset([
@@ -65,16 +64,20 @@ resource "google_pubsub_topic_iam_member" "publishes" {
 
 # The handler publishes permanent failures straight to its dead-letter topic.
 resource "google_pubsub_topic_iam_member" "dead_letter_runtime" {
+  count = var.dead_letter_topic == null ? 0 : 1
+
   project = var.project_id
-  topic   = local.dead_letter_topic.name
+  topic   = var.topics[var.dead_letter_topic].name
   role    = "roles/pubsub.publisher"
   member  = local.runtime_member
 }
 
 # Without these two grants dead-lettering silently does nothing.
 resource "google_pubsub_topic_iam_member" "dead_letter_service_agent" {
+  count = var.dead_letter_topic == null ? 0 : 1
+
   project = var.project_id
-  topic   = local.dead_letter_topic.name
+  topic   = var.topics[var.dead_letter_topic].name
   role    = "roles/pubsub.publisher"
   member  = local.agent_member
 }
@@ -91,16 +94,20 @@ resource "google_pubsub_subscription_iam_member" "service_agent" {
 # The push identity may invoke this function's Cloud Run service and
 # nothing else.
 resource "google_cloud_run_v2_service_iam_member" "push_invoker" {
+  count = local.event ? 1 : 0
+
   project  = var.project_id
   location = var.region
   name     = google_cloudfunctions2_function.default.service_config[0].service
   role     = "roles/run.invoker"
-  member   = local.push_member
+  member   = "serviceAccount:${google_service_account.push[0].email}"
 }
 
 # The Pub/Sub service agent mints the OIDC tokens of the push identity.
 resource "google_service_account_iam_member" "push_token_creator" {
-  service_account_id = google_service_account.push.name
+  count = local.event ? 1 : 0
+
+  service_account_id = google_service_account.push[0].name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.agent_member
 }

@@ -1,19 +1,25 @@
-# One Cloud Functions Gen2 function fed by Terraform-owned push
-# subscriptions (see DESIGN.md, "Delivery"): no Eventarc trigger, because a
-# trigger's subscription cannot get a dead-letter topic, backoff or ordering.
+# One Cloud Functions Gen2 function per manifest. A cloudevent function is
+# fed by Terraform-owned push subscriptions (see DESIGN.md, "Delivery"): no
+# Eventarc trigger, because a trigger's subscription cannot get a
+# dead-letter topic, backoff or ordering. An http function (the orders API)
+# has no subscriptions; the http-service module adds its callers.
 
 locals {
-  # Service account ids are 6-30 characters; long names are shortened with a
-  # stable hash, never a random suffix.
-  sa_stem = length(var.name) <= 25 ? var.name : "${substr(var.name, 0, 20)}-${substr(sha256(var.name), 0, 4)}"
+  event = var.kind == "cloudevent"
+
+  # Service account ids are 6-30 characters: "fn-"/"push-" + 25 for a
+  # cloudevent function, "svc-" (and http-service's "sched-") + 24 for an
+  # http one. Long names are shortened with a stable hash, never a random
+  # suffix.
+  account    = local.event ? { prefix = "fn", title = "Function", stem_max = 25 } : { prefix = "svc", title = "Service", stem_max = 24 }
+  stem_short = local.account.stem_max - 5
+  sa_stem    = length(var.name) <= local.account.stem_max ? var.name : "${substr(var.name, 0, local.stem_short)}-${substr(sha256(var.name), 0, 4)}"
 
   labels = merge(var.labels, {
     team     = var.team
     function = var.name
     env      = var.env
   })
-
-  dead_letter_topic = var.topics[var.dead_letter_topic]
 
   db_user = trimsuffix(google_service_account.default.email, ".gserviceaccount.com")
 
@@ -22,8 +28,10 @@ locals {
       ENV                  = var.env
       GOOGLE_CLOUD_PROJECT = var.project_id
       FUNCTION_NAME        = var.name
-      DEAD_LETTER_TOPIC    = var.dead_letter_topic
       LOG_EXECUTION_ID     = "true"
+    },
+    var.dead_letter_topic == null ? {} : {
+      DEAD_LETTER_TOPIC = var.dead_letter_topic
     },
     var.cloudsql.enabled ? {
       DB_INSTANCE_CONNECTION_NAME = var.cloudsql.instance_connection_name
@@ -41,11 +49,13 @@ locals {
 
 resource "google_service_account" "default" {
   project      = var.project_id
-  account_id   = "fn-${local.sa_stem}"
-  display_name = "Function ${var.name} (runtime)"
+  account_id   = "${local.account.prefix}-${local.sa_stem}"
+  display_name = "${local.account.title} ${var.name} (runtime)"
 }
 
 resource "google_service_account" "push" {
+  count = local.event ? 1 : 0
+
   project      = var.project_id
   account_id   = "push-${local.sa_stem}"
   display_name = "Function ${var.name} (Pub/Sub push)"
@@ -73,7 +83,7 @@ resource "google_cloudfunctions2_function" "default" {
 
   service_config {
     service_account_email            = google_service_account.default.email
-    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
+    ingress_settings                 = var.ingress
     all_traffic_on_latest_revision   = true
     available_memory                 = var.resources.memory
     available_cpu                    = var.resources.cpu
@@ -105,8 +115,20 @@ resource "google_cloudfunctions2_function" "default" {
 
   lifecycle {
     precondition {
-      condition     = alltrue([for t in concat(var.publishes, keys(var.subscriptions), [var.dead_letter_topic]) : contains(keys(var.topics), t)])
+      condition     = alltrue([for t in concat(var.publishes, keys(var.subscriptions), var.dead_letter_topic == null ? [] : [var.dead_letter_topic]) : contains(keys(var.topics), t)])
       error_message = "Every topic the function publishes to, consumes or dead-letters to must be in var.topics (topics.yaml plus the dead-letter topics)."
+    }
+    precondition {
+      condition     = !local.event || (length(var.subscriptions) > 0 && var.dead_letter_topic != null && var.pubsub_service_agent != null)
+      error_message = "A cloudevent function must consume at least one topic and needs its dead_letter_topic and the pubsub_service_agent."
+    }
+    precondition {
+      condition     = !local.event || (var.ingress == "ALLOW_INTERNAL_ONLY" && var.resources.timeout_seconds <= 540)
+      error_message = "A cloudevent function is fed by push: its ingress must be ALLOW_INTERNAL_ONLY and its resources.timeout_seconds at most 540."
+    }
+    precondition {
+      condition     = local.event || (length(var.subscriptions) == 0 && var.dead_letter_topic == null)
+      error_message = "An http function has no subscriptions and no dead_letter_topic."
     }
   }
 
@@ -140,7 +162,7 @@ resource "google_pubsub_subscription" "default" {
     push_endpoint = google_cloudfunctions2_function.default.service_config[0].uri
 
     oidc_token {
-      service_account_email = google_service_account.push.email
+      service_account_email = google_service_account.push[0].email
       audience              = google_cloudfunctions2_function.default.service_config[0].uri
     }
 
@@ -150,7 +172,7 @@ resource "google_pubsub_subscription" "default" {
   }
 
   dead_letter_policy {
-    dead_letter_topic     = local.dead_letter_topic.id
+    dead_letter_topic     = var.topics[var.dead_letter_topic].id
     max_delivery_attempts = each.value.max_delivery_attempts
   }
 

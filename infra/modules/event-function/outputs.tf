@@ -9,13 +9,18 @@ output "name" {
   value       = google_cloudfunctions2_function.default.name
 }
 
+output "kind" {
+  description = "Manifest kind: cloudevent or http."
+  value       = var.kind
+}
+
 output "team" {
   description = "Owning team (for alert routing)."
   value       = var.team
 }
 
 output "uri" {
-  description = "URL of the function's Cloud Run service (internal ingress only)."
+  description = "URL of the function's Cloud Run service (internal ingress only for a cloudevent function)."
   value       = google_cloudfunctions2_function.default.service_config[0].uri
   depends_on  = [google_cloud_run_v2_service_iam_member.push_invoker]
 }
@@ -37,14 +42,14 @@ output "service_account_member" {
 }
 
 output "push_service_account_email" {
-  description = "Email of the push (OIDC) service account."
-  value       = google_service_account.push.email
+  description = "Email of the push (OIDC) service account, or null for an http function."
+  value       = one(google_service_account.push[*].email)
   depends_on  = [google_cloud_run_v2_service_iam_member.push_invoker]
 }
 
 output "dead_letter_topic" {
-  description = "Name of the function's dead-letter topic."
-  value       = local.dead_letter_topic.name
+  description = "Name of the function's dead-letter topic, or null for an http function."
+  value       = var.dead_letter_topic == null ? null : var.topics[var.dead_letter_topic].name
   depends_on  = [google_pubsub_topic_iam_member.dead_letter_service_agent]
 }
 

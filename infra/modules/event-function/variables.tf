@@ -21,6 +21,30 @@ variable "name" {
   }
 }
 
+variable "kind" {
+  description = "Manifest kind: \"cloudevent\" (fed by push subscriptions: internal ingress only, a dead-letter topic, timeout up to 540s, runtime account fn-<name>) or \"http\" (an HTTP service such as the orders API: no subscriptions, ingress from var.ingress, timeout up to 3600s, runtime account svc-<name>; the http-service module adds its callers)."
+  type        = string
+  default     = "cloudevent"
+  nullable    = false
+
+  validation {
+    condition     = contains(["cloudevent", "http"], var.kind)
+    error_message = "The kind must be \"cloudevent\" or \"http\" (the manifest kind)."
+  }
+}
+
+variable "ingress" {
+  description = "Who can reach the function over the network. A cloudevent function is always ALLOW_INTERNAL_ONLY (Pub/Sub push); an http one may use ALLOW_INTERNAL_AND_GCLB once an external load balancer fronts it. Callers also need roles/run.invoker; unauthenticated calls are never allowed."
+  type        = string
+  default     = "ALLOW_INTERNAL_ONLY"
+  nullable    = false
+
+  validation {
+    condition     = contains(["ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.ingress)
+    error_message = "The ingress must be ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  }
+}
+
 variable "env" {
   description = "Environment name (dev, staging, prod); set as the env label and the ENV variable."
   type        = string
@@ -122,8 +146,8 @@ variable "resources" {
     error_message = "The resources.max_instances must be at least 1 and at least min_instances (which must not be negative)."
   }
   validation {
-    condition     = var.resources.timeout_seconds >= 1 && var.resources.timeout_seconds <= 540
-    error_message = "The resources.timeout_seconds must be 1..540 for an event-driven function."
+    condition     = var.resources.timeout_seconds >= 1 && var.resources.timeout_seconds <= 3600
+    error_message = "The resources.timeout_seconds must be 1..3600 (and at most 540 for a cloudevent function)."
   }
 }
 
@@ -177,18 +201,18 @@ variable "publishes" {
 }
 
 variable "dead_letter_topic" {
-  description = "Name of this function's dead-letter topic (\"<name>.dlq\"): the dead_letter_policy of every subscription and the handler's own destination for permanent failures."
+  description = "Name of this function's dead-letter topic (\"<name>.dlq\"): the dead_letter_policy of every subscription and the handler's own destination for permanent failures. Required for a cloudevent function, null for an http one."
   type        = string
-  nullable    = false
+  default     = null
 
   validation {
-    condition     = endswith(var.dead_letter_topic, ".dlq")
+    condition     = var.dead_letter_topic == null || can(regex("\\.dlq$", var.dead_letter_topic))
     error_message = "The dead_letter_topic must end in \".dlq\" (manifest.DeadLetterTopic)."
   }
 }
 
 variable "subscriptions" {
-  description = "Push subscriptions by consumed topic name, from the manifest: ordering, filter, max_delivery_attempts (5..100), min_backoff/max_backoff (\"10s\", at most 600s), ack_deadline_seconds (10..600). Each is named \"<function>--<topic>\"."
+  description = "Push subscriptions by consumed topic name, from the manifest: ordering, filter, max_delivery_attempts (5..100), min_backoff/max_backoff (\"10s\", at most 600s), ack_deadline_seconds (10..600). Each is named \"<function>--<topic>\". At least one for a cloudevent function, none for an http one."
   type = map(object({
     topic                 = optional(string)
     ordering              = optional(bool, false)
@@ -199,12 +223,9 @@ variable "subscriptions" {
     ack_deadline_seconds  = number
     dead_letters          = optional(bool, false)
   }))
+  default  = {}
   nullable = false
 
-  validation {
-    condition     = length(var.subscriptions) > 0
-    error_message = "An event function must consume at least one topic."
-  }
   validation {
     condition     = alltrue([for k, s in var.subscriptions : s.max_delivery_attempts >= 5 && s.max_delivery_attempts <= 100])
     error_message = "Each subscription's max_delivery_attempts must be 5..100 (Pub/Sub's limits)."
@@ -239,12 +260,12 @@ variable "subscription_message_retention" {
 }
 
 variable "pubsub_service_agent" {
-  description = "Email of the project's Pub/Sub service agent (service-<project number>@gcp-sa-pubsub.iam.gserviceaccount.com): it forwards to the dead-letter topic and mints the push OIDC tokens."
+  description = "Email of the project's Pub/Sub service agent (service-<project number>@gcp-sa-pubsub.iam.gserviceaccount.com): it forwards to the dead-letter topic and mints the push OIDC tokens. Required for a cloudevent function."
   type        = string
-  nullable    = false
+  default     = null
 
   validation {
-    condition     = can(regex("^service-[0-9]+@gcp-sa-pubsub\\.iam\\.gserviceaccount\\.com$", var.pubsub_service_agent))
+    condition     = var.pubsub_service_agent == null || can(regex("^service-[0-9]+@gcp-sa-pubsub\\.iam\\.gserviceaccount\\.com$", var.pubsub_service_agent))
     error_message = "The pubsub_service_agent must be service-<project number>@gcp-sa-pubsub.iam.gserviceaccount.com."
   }
 }

@@ -1,17 +1,17 @@
 variable "project_id" {
-  description = "Project that holds the function, its service accounts and subscriptions."
+  description = "Project of the service, its scheduler jobs and their service account."
   type        = string
   nullable    = false
 }
 
 variable "region" {
-  description = "Region of the function, e.g. \"europe-west1\"."
+  description = "Region of the service and of the Cloud Scheduler jobs, e.g. \"europe-west1\"."
   type        = string
   nullable    = false
 }
 
 variable "name" {
-  description = "Service name: the manifest name and folder (3-30 lowercase letters, digits or dashes). Also the Cloud Run service name."
+  description = "Service name (the manifest name): prefix of the job names and of the scheduler service account id."
   type        = string
   nullable    = false
 
@@ -21,199 +21,13 @@ variable "name" {
   }
 }
 
-variable "env" {
-  description = "Environment name (dev, staging, prod); set as the env label and the ENV variable."
-  type        = string
-  nullable    = false
-
-  validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{0,62}$", var.env))
-    error_message = "The env must be a lowercase label value such as dev, staging or prod."
-  }
-}
-
-variable "team" {
-  description = "Owning team from the manifest (owner.team); set as the team label."
-  type        = string
-  nullable    = false
-
-  validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,28}[a-z0-9]$", var.team))
-    error_message = "The team must be 3-30 lowercase letters, digits or dashes."
-  }
-}
-
-variable "labels" {
-  description = "Extra labels for every labelled resource; team, function and env are always set by the module."
-  type        = map(string)
-  default     = {}
-  nullable    = false
-}
-
-variable "entry_point" {
-  description = "Name the function registers with functions-framework-go (manifest entry_point)."
-  type        = string
-  nullable    = false
-
-  validation {
-    condition     = can(regex("^[A-Z][A-Za-z0-9_]*$", var.entry_point))
-    error_message = "The entry_point must be an exported Go identifier such as \"Payment\"."
-  }
-}
-
-variable "runtime" {
-  description = "Cloud Functions runtime."
-  type        = string
-  default     = "go126"
-  nullable    = false
-
-  validation {
-    condition     = can(regex("^go[0-9]+$", var.runtime))
-    error_message = "The runtime must be a Go runtime such as \"go126\"."
-  }
-}
-
-variable "source_archive" {
-  description = "Source zip in Cloud Storage (the function folder with shared vendored), named by content hash so a new archive redeploys."
+variable "service" {
+  description = "The service to call (an event-function module with kind = \"http\", or its outputs): service_name (the Cloud Run service the invokers may call) and uri (the jobs' target and OIDC audience)."
   type = object({
-    bucket = string
-    object = string
+    service_name = string
+    uri          = string
   })
   nullable = false
-
-  validation {
-    condition     = endswith(var.source_archive.object, ".zip") && length(var.source_archive.bucket) > 2
-    error_message = "The source_archive must name a bucket and a .zip object."
-  }
-}
-
-variable "build" {
-  description = "Build settings: the service account Cloud Build uses for this function and the Artifact Registry repository (projects/<p>/locations/<r>/repositories/<id>) for its image. Null fields use Google's defaults."
-  type = object({
-    service_account   = optional(string)
-    docker_repository = optional(string)
-  })
-  default  = {}
-  nullable = false
-}
-
-variable "resources" {
-  description = "Scaling and sizing from the manifest: memory (\"256Mi\"), cpu (\"1\"), concurrency, min_instances, max_instances, timeout_seconds."
-  type = object({
-    memory          = string
-    cpu             = string
-    concurrency     = number
-    min_instances   = optional(number, 0)
-    max_instances   = number
-    timeout_seconds = number
-  })
-  nullable = false
-
-  validation {
-    condition     = can(regex("^[0-9]+(Mi|Gi)$", var.resources.memory))
-    error_message = "The resources.memory must look like \"256Mi\" or \"1Gi\"."
-  }
-  validation {
-    condition     = var.resources.concurrency >= 1 && var.resources.concurrency <= 1000 && (var.resources.concurrency == 1 || try(tonumber(var.resources.cpu) >= 1, false))
-    error_message = "The resources.concurrency must be 1..1000, and above 1 only with at least 1 cpu."
-  }
-  validation {
-    condition     = var.resources.min_instances >= 0 && var.resources.max_instances >= 1 && var.resources.max_instances >= var.resources.min_instances
-    error_message = "The resources.max_instances must be at least 1 and at least min_instances (which must not be negative)."
-  }
-  validation {
-    condition     = var.resources.timeout_seconds >= 1 && var.resources.timeout_seconds <= 3600
-    error_message = "The resources.timeout_seconds must be 1..3600 for an HTTP service."
-  }
-}
-
-variable "min_instances" {
-  description = "Overrides resources.min_instances when set (environments keep warm instances in prod only)."
-  type        = number
-  default     = null
-
-  validation {
-    condition     = var.min_instances == null || try(var.min_instances >= 0, false)
-    error_message = "The min_instances must not be negative."
-  }
-}
-
-variable "environment" {
-  description = "Plain environment variables from the manifest (env). The module's own variables (ENV, GOOGLE_CLOUD_PROJECT, DEAD_LETTER_TOPIC, DB_*, BIGQUERY_*) take precedence."
-  type        = map(string)
-  default     = {}
-  nullable    = false
-}
-
-variable "secret_environment" {
-  description = "Secret Manager secrets exposed as environment variables, by variable name: { API_KEY = { secret = \"gw-key\", version = \"latest\" } }. The runtime service account gets secretAccessor on each."
-  type = map(object({
-    secret  = string
-    version = optional(string, "latest")
-  }))
-  default  = {}
-  nullable = false
-
-  validation {
-    condition     = alltrue([for k, v in var.secret_environment : can(regex("^[A-Za-z0-9_-]{1,255}$", v.secret)) && (v.version == "latest" || can(regex("^[1-9][0-9]*$", v.version)))])
-    error_message = "Each secret_environment entry needs a Secret Manager secret id and a version that is \"latest\" or a number."
-  }
-}
-
-variable "topics" {
-  description = "Every topic of the environment by name (the topic module's outputs): the module looks up the topics it publishes to."
-  type = map(object({
-    id   = string
-    name = string
-  }))
-  nullable = false
-}
-
-variable "publishes" {
-  description = "Topic names the function publishes to (manifest publishes); its service account gets roles/pubsub.publisher on each."
-  type        = list(string)
-  default     = []
-  nullable    = false
-}
-
-variable "network" {
-  description = "Direct VPC egress for private ranges (needed to reach Cloud SQL's private IP): the network and subnetwork ids. Null means no VPC egress."
-  type = object({
-    network    = string
-    subnetwork = string
-  })
-  default = null
-}
-
-variable "cloudsql" {
-  description = "Cloud SQL access (manifest database: true): enabled grants Cloud SQL client and instance user on this instance only and creates the IAM database user of the runtime service account, with database_roles (PostgreSQL roles granted to it)."
-  type = object({
-    enabled                  = bool
-    instance_name            = optional(string)
-    instance_connection_name = optional(string)
-    database                 = optional(string)
-    database_roles           = optional(list(string), [])
-  })
-  default  = { enabled = false }
-  nullable = false
-
-  validation {
-    condition     = !var.cloudsql.enabled || (var.cloudsql.instance_name != null && var.cloudsql.instance_connection_name != null && var.cloudsql.database != null)
-    error_message = "When cloudsql.enabled is true, instance_name, instance_connection_name and database are required."
-  }
-}
-
-
-variable "ingress" {
-  description = "Who can reach the service over the network: ALLOW_INTERNAL_ONLY (callers in the project's VPC, Cloud Scheduler, Pub/Sub) or ALLOW_INTERNAL_AND_GCLB once an external load balancer fronts it. Callers also need roles/run.invoker; the service never allows unauthenticated calls."
-  type        = string
-  default     = "ALLOW_INTERNAL_ONLY"
-  nullable    = false
-
-  validation {
-    condition     = contains(["ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.ingress)
-    error_message = "The ingress must be ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
-  }
 }
 
 variable "invokers" {

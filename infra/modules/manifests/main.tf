@@ -124,14 +124,18 @@ locals {
     }
   )
 
-  event_functions = {
-    for name in local.event_function_names : name => merge(local.functions[name], {
-      dead_letter_topic = local.dead_letter_topics[name]
+  # What a function module call needs, for every manifest: a cloudevent
+  # function's dead-letter topic and subscriptions; null and none for an
+  # http one.
+  deployments = {
+    for name, f in local.functions : name => merge(f, {
+      dead_letter_topic = lookup(local.dead_letter_topics, name, null)
       subscriptions     = local.delivery[name]
     })
   }
 
-  http_services = { for name in local.http_service_names : name => local.functions[name] }
+  event_functions = { for name in local.event_function_names : name => local.deployments[name] }
+  http_services   = { for name in local.http_service_names : name => local.deployments[name] }
 
   teams = {
     for team in distinct([for f in local.functions : f.team]) : team => sort([for name, f in local.functions : name if f.team == team])

@@ -1,6 +1,6 @@
 output "functions" {
-  description = "Every manifest by function name, optional keys defaulted (kind, team, codeowners, resources with timeout_seconds, env, secret_env, publishes, database, bigquery)."
-  value       = local.functions
+  description = "Every manifest by function name, optional keys defaulted (kind, team, codeowners, resources with timeout_seconds, env, secret_env, publishes, database, bigquery), with dead_letter_topic (\"<name>.dlq\", null for kind http) and subscriptions (as in event_functions, {} for kind http): the inputs of one event-function call per manifest."
+  value       = local.deployments
 }
 
 output "event_functions" {
@@ -9,7 +9,7 @@ output "event_functions" {
 }
 
 output "http_services" {
-  description = "Manifests of kind http (Cloud Run HTTP services) by name."
+  description = "Manifests of kind http (Cloud Run HTTP services) by name, shaped like functions."
   value       = local.http_services
 }
 

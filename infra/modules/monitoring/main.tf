@@ -3,7 +3,6 @@ locals {
 
   channels = { for team in distinct(concat(
     [for f in var.functions : f.team],
-    [for s in var.services : s.team],
     [for t in var.topics : t.labels.team],
     var.database == null ? [] : [var.database.team],
   )) : team => lookup(var.notification_channels, team, var.default_notification_channels) }
@@ -17,10 +16,6 @@ locals {
     { for name, t in var.topics : t.retained_subscription => { team = t.labels.team, function = lookup(t.labels, "function", "") } if t.retained_subscription != null },
   )
 
-  services = merge(
-    { for fn, f in var.functions : fn => { team = f.team, service_name = f.service_name } },
-    { for name, s in var.services : name => { team = s.team, service_name = s.service_name } },
-  )
 }
 
 resource "google_monitoring_alert_policy" "dead_letters" {
@@ -95,7 +90,7 @@ resource "google_monitoring_alert_policy" "oldest_unacked" {
 }
 
 resource "google_monitoring_alert_policy" "error_ratio" {
-  for_each = local.services
+  for_each = var.functions
 
   project               = var.project_id
   display_name          = "[${var.env}] 5xx ratio of ${each.key}"

@@ -30,21 +30,11 @@ variable "default_notification_channels" {
 }
 
 variable "functions" {
-  description = "Event functions by name (the event-function module's outputs): team, service_name, subscriptions (topic => subscription name)."
+  description = "Functions and HTTP services by name (the event-function module's outputs): team, service_name and subscriptions (topic => subscription name; none for an HTTP service)."
   type = map(object({
     team          = string
     service_name  = string
-    subscriptions = map(string)
-  }))
-  default  = {}
-  nullable = false
-}
-
-variable "services" {
-  description = "HTTP services by name (the http-service module's outputs): team and service_name."
-  type = map(object({
-    team         = string
-    service_name = string
+    subscriptions = optional(map(string), {})
   }))
   default  = {}
   nullable = false

@@ -20,7 +20,7 @@ output "private_services_range" {
 }
 
 output "egress" {
-  description = "The network and subnetwork for the functions' direct VPC egress (event-function and http-service input network)."
+  description = "The network and subnetwork for the functions' direct VPC egress (the event-function network input)."
   value = {
     network    = google_compute_network.default.id
     subnetwork = google_compute_subnetwork.default.id

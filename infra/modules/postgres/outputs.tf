@@ -24,7 +24,7 @@ output "database" {
 }
 
 output "cloudsql" {
-  description = "Connection settings for the event-function and http-service cloudsql input (add enabled from the manifest)."
+  description = "Connection settings for the event-function cloudsql input (add enabled from the manifest)."
   value = {
     instance_name            = google_sql_database_instance.default.name
     instance_connection_name = google_sql_database_instance.default.connection_name

@@ -161,7 +161,7 @@ variable "database_flags" {
 }
 
 variable "iam_users" {
-  description = "Extra IAM database users by key, e.g. operators: { oncall = { email = \"ops@example.com\", type = \"CLOUD_IAM_USER\" } }. Function service accounts get their users from the event-function and http-service modules."
+  description = "Extra IAM database users by key, e.g. operators: { oncall = { email = \"ops@example.com\", type = \"CLOUD_IAM_USER\" } }. Function service accounts get their users from the event-function module."
   type = map(object({
     email          = string
     type           = optional(string, "CLOUD_IAM_SERVICE_ACCOUNT")

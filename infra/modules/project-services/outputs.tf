@@ -21,7 +21,7 @@ output "artifact_repository" {
 }
 
 output "build" {
-  description = "Build settings for the event-function and http-service build input: the builder service account (id form) and the image repository."
+  description = "Build settings for the event-function build input: the builder service account (id form) and the image repository."
   value = {
     service_account   = google_service_account.builder.id
     docker_repository = google_artifact_registry_repository.default.id

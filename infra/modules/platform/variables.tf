@@ -1,0 +1,143 @@
+variable "project_id" {
+  description = "Project of the environment: everything is deployed into it."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "The project_id must be a Google Cloud project id (6-30 lowercase letters, digits or dashes)."
+  }
+}
+
+variable "region" {
+  description = "Region of the functions, the database, the network and the buckets."
+  type        = string
+  default     = "europe-west1"
+  nullable    = false
+}
+
+variable "env" {
+  description = "Environment name: the env label everywhere, the ENV of every function and the _ENV of its builds."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = contains(["dev", "staging", "prod"], var.env)
+    error_message = "The env must be dev, staging or prod."
+  }
+}
+
+variable "function_sources" {
+  description = "Source archive object by function name, written by the pipeline (<name>-<sha256>.zip). Functions missing here use \"<name>.zip\"."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for o in values(var.function_sources) : endswith(o, ".zip")])
+    error_message = "Each function_sources entry must name a .zip object."
+  }
+}
+
+variable "platform_team" {
+  description = "Team that runs the shared pieces (project, network, database, build) and receives their alerts."
+  type        = string
+  default     = "platform"
+  nullable    = false
+}
+
+variable "network" {
+  description = "Network settings (the network module's inputs; unset values keep its defaults): subnet_cidr of the functions' egress subnetwork and the private services access range (address, prefix_length)."
+  type = object({
+    subnet_cidr = optional(string)
+    private_services_range = optional(object({
+      address       = optional(string)
+      prefix_length = optional(number)
+    }), {})
+  })
+  default  = {}
+  nullable = false
+}
+
+variable "database" {
+  description = "Cloud SQL sizing and protection: tier, disk_size_gb, availability_type (REGIONAL for HA), deletion_protection, retained_backups (unset values keep the postgres module's defaults), and the PostgreSQL roles given to function users (they run their own migrations)."
+  type = object({
+    tier                = optional(string)
+    disk_size_gb        = optional(number)
+    availability_type   = optional(string)
+    deletion_protection = optional(bool)
+    retained_backups    = optional(number, 7)
+    database_roles      = optional(list(string), ["cloudsqlsuperuser"])
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = var.database.tier == null || can(regex("^db-", var.database.tier))
+    error_message = "The database.tier must be a Cloud SQL tier such as \"db-custom-1-3840\"."
+  }
+}
+
+variable "analytics" {
+  description = "BigQuery: owning team, dataset location, partition expiry of both tables (days, null keeps partitions) and table deletion protection."
+  type = object({
+    team                      = optional(string, "data")
+    location                  = optional(string, "EU")
+    partition_expiration_days = optional(number)
+    deletion_protection       = optional(bool, true)
+  })
+  default  = {}
+  nullable = false
+}
+
+variable "min_instances" {
+  description = "Warm instances of every function and service (null keeps each manifest's min_instances)."
+  type        = number
+  default     = null
+}
+
+variable "orders_api" {
+  description = "Exposure of the HTTP services (the orders API): ingress, the IAM members allowed to call it (never allUsers), and the path and cron schedule of the outbox relay job."
+  type = object({
+    ingress           = optional(string, "ALLOW_INTERNAL_AND_GCLB")
+    invokers          = optional(map(string), {})
+    outbox_relay_cron = optional(string, "* * * * *")
+    outbox_relay_path = optional(string, "/internal/outbox/relay")
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = length(split(" ", trimspace(var.orders_api.outbox_relay_cron))) == 5
+    error_message = "The orders_api.outbox_relay_cron must be a five-field cron expression such as \"* * * * *\"."
+  }
+}
+
+variable "alerting" {
+  description = "Alert routing and thresholds: notification channel ids by team, the channels of teams without their own, and thresholds (the monitoring module's thresholds input; unset values keep its defaults)."
+  type = object({
+    notification_channels         = optional(map(list(string)), {})
+    default_notification_channels = optional(list(string), [])
+    thresholds                    = optional(map(number), {})
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = alltrue([for k in keys(var.alerting.thresholds) : contains(["oldest_unacked_age_seconds", "error_ratio", "sql_cpu_utilization", "sql_disk_utilization", "duration_seconds"], k)])
+    error_message = "The alerting.thresholds keys must be oldest_unacked_age_seconds, error_ratio, sql_cpu_utilization, sql_disk_utilization or duration_seconds."
+  }
+}
+
+variable "build" {
+  description = "Cloud Build triggers: GitHub repository and branch, the service account builds run as, the state bucket, and whether builds wait for approval (prod)."
+  type = object({
+    github_owner     = string
+    github_name      = string
+    branch           = optional(string, "^main$")
+    service_account  = string
+    state_bucket     = string
+    require_approval = optional(bool, false)
+  })
+  nullable = false
+}
