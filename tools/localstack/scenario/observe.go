@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"sort"
@@ -134,28 +133,12 @@ func countBy(ctx context.Context, db *pgxpool.Pool, query string, ids []string) 
 
 // charges reads the fake gateway's executed charges (GET /_fake/charges).
 func (r *Runner) charges(ctx context.Context) (map[string][]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.Stack.URL("fakegateway")+"/_fake/charges", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := r.cfg.HTTPClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("gateway charges: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("gateway charges: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("gateway charges: %s: %s", resp.Status, body)
-	}
 	var list []struct {
 		OrderID string `json:"order_id"`
 		Status  string `json:"status"`
 	}
-	if err := json.Unmarshal(body, &list); err != nil {
-		return nil, fmt.Errorf("gateway charges: decode: %w", err)
+	if err := r.Gateway(ctx, http.MethodGet, "/_fake/charges", nil, &list); err != nil {
+		return nil, err
 	}
 	out := map[string][]string{}
 	for _, c := range list {

@@ -317,24 +317,50 @@ func (r *Runner) SendRange(ctx context.Context, b *Batch, from, to int) error {
 
 // declineCustomer sets the fake gateway's rule (idempotent).
 func (r *Runner) declineCustomer(ctx context.Context, customer string) error {
+	return r.Gateway(ctx, http.MethodPut, "/_fake/behavior",
+		map[string]any{"scope": "customer", "id": customer, "mode": "decline", "decline_code": DeclineCode}, nil)
+}
+
+// Gateway calls a control endpoint of the fake payment gateway
+// (shared/testing/fakegateway: PUT /_fake/behavior, GET /_fake/stats, GET
+// /_fake/charges), sending in as JSON when not nil and decoding the answer
+// into out when not nil. A non-2xx answer is an error.
+func (r *Runner) Gateway(ctx context.Context, method, path string, in, out any) error {
 	gw := r.Stack.URL(stack.GatewayName)
 	if gw == "" {
-		return fmt.Errorf("decline customer: no %s process", stack.GatewayName)
+		return fmt.Errorf("gateway %s %s: no %s process", method, path, stack.GatewayName)
 	}
-	body, _ := json.Marshal(map[string]any{"scope": "customer", "id": customer, "mode": "decline", "decline_code": DeclineCode})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, gw+"/_fake/behavior", bytes.NewReader(body))
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("gateway %s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, gw+path, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := r.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("set gateway behaviour: %w", err)
+		return fmt.Errorf("gateway %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("gateway %s %s: %w", method, path, err)
+	}
 	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("set gateway behaviour: %s: %s", resp.Status, strings.TrimSpace(string(b)))
+		return fmt.Errorf("gateway %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("gateway %s %s: decode: %w", method, path, err)
+		}
 	}
 	return nil
 }
@@ -419,8 +445,9 @@ func (r *Runner) publishPoison(ctx context.Context, it *Item) error {
 // Settle polls until the system is quiet: the dispatcher has nothing in
 // flight and nothing left to pull, no outbox row is pending and every sent
 // order is in a terminal status (shipped or payment_failed), on two
-// consecutive polls. While outbox rows stay pending it calls the orders
-// API's relay endpoint every RelayEvery, as Cloud Scheduler would. When the
+// consecutive polls. While outbox rows are pending and the dispatcher is
+// quiet (no handler is about to publish them) it calls the orders API's
+// relay endpoint, at most every RelayEvery, as Cloud Scheduler would. When the
 // dispatcher is quiet and nothing is pending for StuckPolls consecutive
 // polls but some order is not terminal, nothing can move it any more and
 // Settle returns nil (Check reports the order as lost). It returns ctx's
@@ -455,7 +482,10 @@ func (r *Runner) Settle(ctx context.Context, b *Batch) error {
 			return nil
 		}
 		why = fmt.Sprintf("dispatcher quiet=%t, pending outbox rows=%d, orders not terminal=%d", quiet, pending, open)
-		if pending > 0 && time.Since(lastRelay) >= r.cfg.RelayEvery {
+		// Rows pending while the dispatcher is quiet are not about to be
+		// published by a handler (a handler publishes after its commit,
+		// before it answers its push): relay them as Cloud Scheduler would.
+		if pending > 0 && quiet && time.Since(lastRelay) >= r.cfg.RelayEvery {
 			lastRelay = time.Now()
 			r.relay(ctx)
 		}
