@@ -7,7 +7,8 @@
 //	demo: orders=20 paid=18 declined=1 shipped=18 analytics_rows=57 dead_lettered=1 lost=0 duplicated_effects=0
 //
 // and it exits 0 only when every invariant holds, 1 when one is violated
-// (they are listed above that line) or the run failed, 2 on a usage error.
+// (they are listed above that line) or the run failed, 2 on a usage error,
+// 130 when interrupted.
 // Ctrl-C, a failure or the end of the run stops every process it started.
 // See docs/demo.md.
 package main
@@ -40,8 +41,9 @@ func main() {
 	os.Exit(code)
 }
 
-// run executes the demo and returns the exit code. Process logs go to
-// logOut only with -v; progress and the report go to stdout.
+// run executes the demo and returns the exit code. The report goes to
+// stdout, errors to stderr; with -v every process's log goes to stderr and
+// per-message progress to stdout.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -84,7 +86,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "demo: start the stack: %v\n", err)
-		return 1
+		return failed(ctx)
 	}
 	defer func() {
 		if err := s.Stop(); err != nil {
@@ -96,29 +98,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	r, err := scenario.New(ctx, s, scenario.Config{Orders: *n, Log: progress(stdout, *verbose)})
 	if err != nil {
 		fmt.Fprintf(stderr, "demo: %v\n", err)
-		return 1
+		return failed(ctx)
 	}
 	defer r.Close()
 	b := r.NewBatch()
 	if err := r.Send(ctx, b); err != nil {
 		fmt.Fprintf(stderr, "demo: %v\n", err)
-		return 1
+		return failed(ctx)
 	}
 	fmt.Fprintln(stdout, "demo: sent; waiting until the system is quiet")
 	rep, err := r.Finish(ctx, b)
 	if err != nil {
 		fmt.Fprintf(stderr, "demo: %v\n", err)
-		if errors.Is(err, context.Canceled) {
-			return 130
-		}
-		return 1
+		return failed(ctx)
 	}
 	fmt.Fprintf(stdout, "demo: done in %s\n", time.Since(start).Round(100*time.Millisecond))
 	rep.WriteTable(stdout)
 	if !rep.OK() {
-		return 1
+		return failed(ctx)
 	}
 	return 0
+}
+
+// failed is the exit code of a failed run: 130 when it was interrupted
+// (Ctrl-C, SIGTERM), else 1.
+func failed(ctx context.Context) int {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return 130
+	}
+	return 1
 }
 
 // progress is where per-message progress lines go: stdout with -v,
