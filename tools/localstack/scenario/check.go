@@ -371,7 +371,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(tw, "  %s\t%d\n", t.Topic, t.Published)
 	}
 	fmt.Fprintln(tw, "\nDeliveries per subscription")
-	fmt.Fprintln(tw, "  subscription\tpulled\tpushes\tacked\tdead-lettered\tfailed pushes")
+	fmt.Fprintln(tw, "  subscription\tpulled\tpushes\tacked\tdlq after max attempts\tfailed pushes")
 	subs := append([]dispatch.Stats(nil), r.Subs...)
 	sort.Slice(subs, func(i, j int) bool { return subs[i].Subscription < subs[j].Subscription })
 	for _, s := range subs {
