@@ -37,6 +37,9 @@ func TestLoadEnvValuesAndDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if env.Lease != app.LeaseDuration {
+		t.Fatalf("lease %s, want the default", env.Lease)
+	}
 	if env.DeadLetterTopic != "payment.dlq" || env.Database.URL != "postgres://x" || !env.Database.IAMAuth || env.Var("MODE") != "fast" || env.Var("TIMEOUT") != "5s" {
 		t.Fatalf("env = %+v", env)
 	}
@@ -44,9 +47,9 @@ func TestLoadEnvValuesAndDefaults(t *testing.T) {
 
 func TestLoadEnvInvalidValues(t *testing.T) {
 	_, err := app.LoadEnv(getenv(map[string]string{
-		"FUNCTION_NAME": "f", "DATABASE_URL": "x", "DB_IAM_AUTH": "maybe", "DB_MAX_CONNS": "0", "N": "abc",
+		"FUNCTION_NAME": "f", "DATABASE_URL": "x", "DB_IAM_AUTH": "maybe", "DB_MAX_CONNS": "0", "IDEMPOTENCY_LEASE": "-1s", "N": "abc",
 	}), app.Needs{Database: true, Vars: []app.Var{{Name: "N", Check: func(string) error { return errors.New("not a number") }}}})
-	if err == nil || !strings.Contains(err.Error(), `DB_IAM_AUTH="maybe"`) || !strings.Contains(err.Error(), `N="abc": not a number`) || !strings.Contains(err.Error(), `DB_MAX_CONNS="0"`) {
+	if err == nil || !strings.Contains(err.Error(), `DB_IAM_AUTH="maybe"`) || !strings.Contains(err.Error(), `N="abc": not a number`) || !strings.Contains(err.Error(), `DB_MAX_CONNS="0"`) || !strings.Contains(err.Error(), `IDEMPOTENCY_LEASE="-1s"`) {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -93,8 +93,9 @@ func (d *Deps) Close() {
 	d.closers = nil
 }
 
-// LeaseDuration is the lease of lease-mode idempotency: longer than any
-// single attempt of the function (its timeout), so a live holder keeps it.
+// LeaseDuration is the default lease of lease-mode idempotency: longer
+// than any single attempt of the function (its timeout), so a live holder
+// keeps it. IDEMPOTENCY_LEASE overrides it (Env.Lease).
 const LeaseDuration = 2 * time.Minute
 
 // Handler builds the push endpoint of consumer fn with the idempotency
@@ -117,7 +118,11 @@ func (d *Deps) Handler(fn handler.Func, mode string, cfg handler.Config) (*handl
 			return nil, errors.New("app: idempotency needs the database")
 		}
 		if mode == manifest.IdempotencyLease {
-			idem = append(idem, handler.Lease(cfg.Consumer, d.Idempotency, LeaseDuration, nil))
+			lease := d.Env.Lease
+			if lease <= 0 {
+				lease = LeaseDuration
+			}
+			idem = append(idem, handler.Lease(cfg.Consumer, d.Idempotency, lease, nil))
 			break
 		}
 		var publish func(ctx context.Context, ids ...int64) error

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Common environment variables.
@@ -30,6 +31,7 @@ const (
 	EnvDBIPType        = "DB_IP_TYPE"
 	EnvDBMaxConns      = "DB_MAX_CONNS"
 	EnvLogLevel        = "LOG_LEVEL"
+	EnvLease           = "IDEMPOTENCY_LEASE"
 )
 
 // ErrConfig wraps every configuration error.
@@ -59,6 +61,10 @@ type Env struct {
 	DeadLetterTopic string
 	Database        Database
 	LogLevel        string
+	// Lease is the lease of lease-mode idempotency (IDEMPOTENCY_LEASE, a
+	// Go duration, default LeaseDuration). A delivery whose holder died
+	// is taken over once the lease expires.
+	Lease time.Duration
 	// Vars holds the program-specific values (defaults applied).
 	Vars map[string]string
 }
@@ -104,6 +110,14 @@ func LoadEnv(getenv func(string) string, needs Needs) (Env, error) {
 		env.Project = req(EnvProject)
 	} else {
 		env.Project = getenv(EnvProject)
+	}
+	env.Lease = LeaseDuration
+	if v := getenv(EnvLease); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			invalid = append(invalid, fmt.Sprintf("%s=%q (want a positive duration such as 2m)", EnvLease, v))
+		}
+		env.Lease = d
 	}
 	env.DeadLetterTopic = getenv(EnvDeadLetterTopic)
 	if env.DeadLetterTopic == "" && env.Function != "" {

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"example.com/platform/shared/app"
 	"example.com/platform/shared/orders"
 	"example.com/platform/tools/localstack/dispatch"
 	"example.com/platform/tools/localstack/scenario"
@@ -34,13 +35,18 @@ import (
 // the normal and duplicate runs, where nothing is expected to fail.
 const backoffScale = 0.01
 
-// killBackoffScale is the kill/restart run's backoff scale. A payment
-// killed mid-charge leaves its idempotency lease (shared/app.LeaseDuration,
-// 2 minutes) held; redeliveries answer 503 until it expires. With the
-// payment subscription's 10 attempts and 10s..600s backoff, scale 0.2 waits
-// 2+4+8+16+32+64+120+120+120 s in all, well beyond the lease, so a message
-// is retried past the lease's expiry instead of being dead-lettered.
-const killBackoffScale = 0.2
+// killLease is the payment function's idempotency lease in the
+// kill/restart run (IDEMPOTENCY_LEASE; production keeps the 2-minute
+// default of shared/app.LeaseDuration). A payment killed mid-charge leaves
+// its lease held, and redeliveries answer 503 until it expires.
+const killLease = "3s"
+
+// killBackoffScale is the kill/restart run's backoff scale. With the
+// payment subscription's 10 attempts and 10s..600s backoff, scale 0.05
+// waits 0.5+1+2+4+8+16+30+30+30 s in all, well beyond killLease, so a
+// message is retried past the lease's expiry instead of being
+// dead-lettered.
+const killBackoffScale = 0.05
 
 // syncBuffer collects the stack's log for failure messages.
 type syncBuffer struct {
@@ -284,15 +290,16 @@ func wait(t *testing.T, ctx context.Context, s signal, what string) {
 // Payment is killed mid-charge, deterministically: the gateway charges the
 // first order and then hangs (its answer is lost), and the test kills
 // payment once the charge is recorded at the gateway. The killed instance
-// leaves its idempotency lease held (shared/app.LeaseDuration, 2 minutes):
-// the redelivered message answers 503 and is retried with backoff until
-// the lease expires (see killBackoffScale), then the new instance charges
-// again with the same idempotency key and the gateway replays the first
-// charge instead of taking a second one. This is why the test takes about
-// two and a half minutes.
+// leaves its idempotency lease held (killLease): the redelivered message
+// answers 503 and is retried with backoff until the lease expires (see
+// killBackoffScale), then the new instance charges again with the same
+// idempotency key and the gateway replays the first charge instead of
+// taking a second one.
 func TestKilledFunctionsLoseNothing(t *testing.T) {
 	paymentDown, shipmentDown := make(signal, 1), make(signal, 1)
-	s := start(t, stack.Options{BackoffScale: killBackoffScale, Observer: func(ev dispatch.Event) {
+	s := start(t, stack.Options{BackoffScale: killBackoffScale, Env: map[string]map[string]string{
+		scenario.Payment: {app.EnvLease: killLease},
+	}, Observer: func(ev dispatch.Event) {
 		if ev.Outcome != dispatch.OutcomeRetry || ev.Status != 0 { // no answer: connection refused or reset
 			return
 		}
