@@ -2,7 +2,6 @@ package analytics
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -15,18 +14,19 @@ import (
 	"example.com/platform/shared/handler"
 	"example.com/platform/shared/manifest"
 	"example.com/platform/shared/retry"
-	"example.com/platform/shared/warehouse"
+	"example.com/platform/shared/warehouse/sinkenv"
 )
 
 // EntryPoint is the function's entry point (function.yaml entry_point).
 const EntryPoint = "Analytics"
 
-// Environment variables read besides app's common ones.
+// Environment variables read besides app's common ones (see package
+// sinkenv).
 const (
 	// EnvProject and EnvDataset name the analytics dataset (set by
 	// Terraform). Required with the bigquery sink.
-	EnvProject = "BIGQUERY_PROJECT"
-	EnvDataset = "BIGQUERY_DATASET"
+	EnvProject = sinkenv.EnvProject
+	EnvDataset = sinkenv.EnvDataset
 	// EnvSink selects the sink: bigquery (default), jsonl or memory. The
 	// last two are for local runs and log a WARNING at start.
 	EnvSink = "ANALYTICS_SINK"
@@ -34,8 +34,11 @@ const (
 	EnvJSONLPath = "ANALYTICS_JSONL_PATH"
 	// EnvInsertTimeout bounds one insert including the client's own
 	// retries (Go duration, default 10s).
-	EnvInsertTimeout = "BIGQUERY_INSERT_TIMEOUT"
+	EnvInsertTimeout = sinkenv.EnvInsertTimeout
 )
+
+// sinkEnv is the function's warehouse sink configuration.
+var sinkEnv = sinkenv.Config{Sink: EnvSink, JSONLPath: EnvJSONLPath, DefaultJSONLPath: "analytics-events.jsonl"}
 
 // Handler time budget: below the function's 30s timeout, with room for two
 // inserts of DefaultInsertTimeout.
@@ -53,34 +56,7 @@ func init() {
 // needs is the function's environment: Pub/Sub for dead-lettering, the
 // dataset when the sink is BigQuery.
 func needs(getenv func(string) string) app.Needs {
-	bq := getenv(EnvSink) == "" || getenv(EnvSink) == warehouse.KindBigQuery
-	return app.Needs{PubSub: true, Vars: []app.Var{
-		{Name: EnvSink, Default: warehouse.KindBigQuery, Check: warehouse.ValidKind},
-		{Name: EnvProject, Required: bq},
-		{Name: EnvDataset, Required: bq},
-		{Name: EnvJSONLPath, Default: "analytics-events.jsonl"},
-		{Name: EnvInsertTimeout, Default: warehouse.DefaultInsertTimeout.String(), Check: positiveDuration},
-	}}
-}
-
-func positiveDuration(s string) error {
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return fmt.Errorf("want a positive duration such as 10s")
-	}
-	return nil
-}
-
-// sinkConfig is the warehouse configuration env describes.
-func sinkConfig(env app.Env, logger *slog.Logger) warehouse.OpenConfig {
-	timeout, _ := time.ParseDuration(env.Var(EnvInsertTimeout))
-	return warehouse.OpenConfig{
-		Kind:      env.Var(EnvSink),
-		BigQuery:  warehouse.BigQueryConfig{Project: env.Var(EnvProject), Dataset: env.Var(EnvDataset), InsertTimeout: timeout},
-		JSONLPath: env.Var(EnvJSONLPath),
-		Tables:    Tables(),
-		Logger:    logger,
-	}
+	return app.Needs{PubSub: true, Vars: sinkEnv.Vars(getenv)}
 }
 
 // buildFrom returns the build function of the production handler, reading
@@ -99,7 +75,7 @@ func build(ctx context.Context, getenv func(string) string) (http.Handler, error
 	if err != nil {
 		return nil, err
 	}
-	sink, closer, err := warehouse.Open(ctx, sinkConfig(env, deps.Logger))
+	sink, closer, err := sinkEnv.Open(ctx, env, Tables(), deps.Logger)
 	if err != nil {
 		deps.Close()
 		return nil, err

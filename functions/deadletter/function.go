@@ -2,7 +2,6 @@ package deadletter
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -14,18 +13,19 @@ import (
 	"example.com/platform/shared/events"
 	"example.com/platform/shared/handler"
 	"example.com/platform/shared/retry"
-	"example.com/platform/shared/warehouse"
+	"example.com/platform/shared/warehouse/sinkenv"
 )
 
 // EntryPoint is the function's entry point (function.yaml entry_point).
 const EntryPoint = "DeadLetter"
 
-// Environment variables read besides app's common ones.
+// Environment variables read besides app's common ones (see package
+// sinkenv).
 const (
 	// EnvProject and EnvDataset name the analytics dataset (set by
 	// Terraform). Required with the bigquery sink.
-	EnvProject = "BIGQUERY_PROJECT"
-	EnvDataset = "BIGQUERY_DATASET"
+	EnvProject = sinkenv.EnvProject
+	EnvDataset = sinkenv.EnvDataset
 	// EnvSink selects the sink: bigquery (default), jsonl or memory. The
 	// last two are for local runs and log a WARNING at start.
 	EnvSink = "DEADLETTER_SINK"
@@ -33,8 +33,11 @@ const (
 	EnvJSONLPath = "DEADLETTER_JSONL_PATH"
 	// EnvInsertTimeout bounds one insert including the client's own
 	// retries (Go duration, default 10s).
-	EnvInsertTimeout = "BIGQUERY_INSERT_TIMEOUT"
+	EnvInsertTimeout = sinkenv.EnvInsertTimeout
 )
+
+// sinkEnv is the function's warehouse sink configuration.
+var sinkEnv = sinkenv.Config{Sink: EnvSink, JSONLPath: EnvJSONLPath, DefaultJSONLPath: "dead-letters.jsonl"}
 
 const (
 	handlerTimeout = 25 * time.Second
@@ -48,22 +51,7 @@ func init() {
 }
 
 func needs(getenv func(string) string) app.Needs {
-	bq := getenv(EnvSink) == "" || getenv(EnvSink) == warehouse.KindBigQuery
-	return app.Needs{Vars: []app.Var{
-		{Name: EnvSink, Default: warehouse.KindBigQuery, Check: warehouse.ValidKind},
-		{Name: EnvProject, Required: bq},
-		{Name: EnvDataset, Required: bq},
-		{Name: EnvJSONLPath, Default: "dead-letters.jsonl"},
-		{Name: EnvInsertTimeout, Default: warehouse.DefaultInsertTimeout.String(), Check: positiveDuration},
-	}}
-}
-
-func positiveDuration(s string) error {
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return fmt.Errorf("want a positive duration such as 10s")
-	}
-	return nil
+	return app.Needs{Vars: sinkEnv.Vars(getenv)}
 }
 
 func buildFrom(getenv func(string) string) func(context.Context) (http.Handler, error) {
@@ -78,14 +66,7 @@ func build(ctx context.Context, getenv func(string) string) (http.Handler, error
 		return nil, err
 	}
 	logger := app.NewLogger(nil, env)
-	timeout, _ := time.ParseDuration(env.Var(EnvInsertTimeout))
-	sink, _, err := warehouse.Open(ctx, warehouse.OpenConfig{
-		Kind:      env.Var(EnvSink),
-		BigQuery:  warehouse.BigQueryConfig{Project: env.Var(EnvProject), Dataset: env.Var(EnvDataset), InsertTimeout: timeout},
-		JSONLPath: env.Var(EnvJSONLPath),
-		Tables:    Tables(),
-		Logger:    logger,
-	})
+	sink, _, err := sinkEnv.Open(ctx, env, Tables(), logger)
 	if err != nil {
 		return nil, err
 	}
