@@ -26,6 +26,7 @@ import (
 	"example.com/platform/shared/retry"
 	"example.com/platform/shared/testing/fftest"
 	"example.com/platform/shared/testing/pubsubtest"
+	"example.com/platform/shared/testing/pushtest"
 	"example.com/platform/shared/warehouse"
 	"example.com/platform/shared/warehouse/bqfake"
 )
@@ -50,56 +51,8 @@ func delivery(attempt int) events.Delivery {
 	return events.Delivery{Subscription: subscription, MessageID: uuid.NewString(), Attempt: attempt, PublishTime: time.Now().UTC()}
 }
 
-// binaryPush is what a no-wrapper push subscription sends.
-func binaryPush(t *testing.T, url string, m messaging.Message, d events.Delivery) *http.Request {
-	t.Helper()
-	req, err := events.NewPushRequest(context.Background(), url, m, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return req
-}
-
-// eventarcPush is Eventarc's messagePublished envelope around m.
-func eventarcPush(t *testing.T, url string, m messaging.Message, d events.Delivery) *http.Request {
-	t.Helper()
-	body, err := json.Marshal(events.MessagePublishedData{
-		Message: events.PubsubMessage{Data: m.Data, Attributes: m.Attributes, MessageID: d.MessageID,
-			OrderingKey: m.OrderingKey, PublishTime: d.PublishTime.Format(time.RFC3339Nano)},
-		Subscription: d.Subscription,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Ce-Id", uuid.NewString())
-	req.Header.Set("Ce-Specversion", "1.0")
-	req.Header.Set("Ce-Source", "//pubsub.googleapis.com/projects/test-project/topics/order.created")
-	req.Header.Set("Ce-Type", events.MessagePublishedType)
-	return req
-}
-
-type shape struct {
-	name string
-	push func(t *testing.T, url string, m messaging.Message, d events.Delivery) *http.Request
-}
-
-var shapes = []shape{{"binary", binaryPush}, {"eventarc", eventarcPush}}
-
-func send(t *testing.T, req *http.Request) (int, string) {
-	t.Helper()
-	resp, err := fftest.Client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
+// shapes are both push shapes of order.created deliveries.
+var shapes = pushtest.Shapes(pubsubtest.TopicName("order.created"))
 
 func rowsWithID(srv *bqfake.Server, id string) []warehouse.Stored {
 	var out []warehouse.Stored
@@ -187,17 +140,17 @@ func TestThroughFramework(t *testing.T) {
 	url := fftest.Start(t, EntryPoint)
 
 	for _, sh := range shapes {
-		t.Run(sh.name, func(t *testing.T) {
+		t.Run(sh.Name, func(t *testing.T) {
 			t.Run("OneRowPerEvent", func(t *testing.T) {
 				m, d := orderMessage(t), delivery(3)
-				if code, body := send(t, sh.push(t, url, m, d)); code != http.StatusNoContent {
+				if code, body := pushtest.Send(t, sh.Request(t, url, m, d)); code != http.StatusNoContent {
 					t.Fatalf("status %d %s", code, body)
 				}
 				rows := rowsWithID(bq, m.Attributes["ce-id"])
 				if len(rows) != 1 {
 					t.Fatalf("%d rows", len(rows))
 				}
-				if sh.name == "eventarc" {
+				if sh.Name == "eventarc" {
 					d.Attempt = 0 // Eventarc does not carry the attempt
 				}
 				checkRow(t, rows[0], m, d)
@@ -206,7 +159,7 @@ func TestThroughFramework(t *testing.T) {
 			t.Run("DuplicateDeliveriesWriteOneRow", func(t *testing.T) {
 				m, d := orderMessage(t), delivery(1)
 				for range 2 {
-					if code, body := send(t, sh.push(t, url, m, d)); code != http.StatusNoContent {
+					if code, body := pushtest.Send(t, sh.Request(t, url, m, d)); code != http.StatusNoContent {
 						t.Fatalf("status %d %s", code, body)
 					}
 				}
@@ -216,13 +169,12 @@ func TestThroughFramework(t *testing.T) {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						resp, err := fftest.Client.Do(sh.push(t, url, m, d))
+						code, _, err := pushtest.Do(sh.Request(t, url, m, d))
 						if err != nil {
 							codes <- 0
 							return
 						}
-						resp.Body.Close()
-						codes <- resp.StatusCode
+						codes <- code
 					}()
 				}
 				wg.Wait()
@@ -249,7 +201,7 @@ func TestThroughFramework(t *testing.T) {
 				bq.SetSchema(Table, drifted)
 				defer bq.SetSchema(Table, EventsSchema)
 				m, d := orderMessage(t), delivery(1)
-				if code, body := send(t, sh.push(t, url, m, d)); code != http.StatusNoContent {
+				if code, body := pushtest.Send(t, sh.Request(t, url, m, d)); code != http.StatusNoContent {
 					t.Fatalf("status %d %s, want 204 (dead-lettered and acked)", code, body)
 				}
 				if n := len(rowsWithID(bq, m.Attributes["ce-id"])); n != 0 {
@@ -271,7 +223,7 @@ func TestThroughFramework(t *testing.T) {
 				t.Run("Transient"+fault.Reason+"ThenRedelivery", func(t *testing.T) {
 					bq.FailAll(fault)
 					m, d := orderMessage(t), delivery(1)
-					code, body := send(t, sh.push(t, url, m, d))
+					code, body := pushtest.Send(t, sh.Request(t, url, m, d))
 					bq.Heal()
 					if code != http.StatusServiceUnavailable {
 						t.Fatalf("status %d %s, want 503 so Pub/Sub redelivers", code, body)
@@ -280,7 +232,7 @@ func TestThroughFramework(t *testing.T) {
 						t.Fatalf("a transient failure was dead-lettered")
 					}
 					d.Attempt = 2
-					if code, body := send(t, sh.push(t, url, m, d)); code != http.StatusNoContent {
+					if code, body := pushtest.Send(t, sh.Request(t, url, m, d)); code != http.StatusNoContent {
 						t.Fatalf("redelivery: status %d %s", code, body)
 					}
 					if n := len(rowsWithID(bq, m.Attributes["ce-id"])); n != 1 {
@@ -292,7 +244,7 @@ func TestThroughFramework(t *testing.T) {
 			t.Run("BadPayloadIsDeadLettered", func(t *testing.T) {
 				m, d := orderMessage(t), delivery(1)
 				m.Data = []byte(`{"order_id": `)
-				if code, body := send(t, sh.push(t, url, m, d)); code != http.StatusNoContent {
+				if code, body := pushtest.Send(t, sh.Request(t, url, m, d)); code != http.StatusNoContent {
 					t.Fatalf("status %d %s", code, body)
 				}
 				dl := deadLetters(ps.Server, "analytics.dlq", m.Attributes["ce-id"])
@@ -332,17 +284,17 @@ func TestPanicAnswers5xxAndTheProcessSurvives(t *testing.T) {
 	for i, sh := range shapes {
 		m := orderMessage(t)
 		explode.Store(true)
-		code, body := send(t, sh.push(t, url, m, delivery(1)))
+		code, body := pushtest.Send(t, sh.Request(t, url, m, delivery(1)))
 		explode.Store(false)
 		if code != http.StatusServiceUnavailable || !strings.Contains(body, "panic") {
-			t.Fatalf("%s: status %d %s, want 503 (a panic is transient)", sh.name, code, body)
+			t.Fatalf("%s: status %d %s, want 503 (a panic is transient)", sh.Name, code, body)
 		}
 		// The same process serves the redelivery.
-		if code, body := send(t, sh.push(t, url, m, delivery(2))); code != http.StatusNoContent {
-			t.Fatalf("%s: after the panic: status %d %s", sh.name, code, body)
+		if code, body := pushtest.Send(t, sh.Request(t, url, m, delivery(2))); code != http.StatusNoContent {
+			t.Fatalf("%s: after the panic: status %d %s", sh.Name, code, body)
 		}
 		if n := len(panicking.Rows(Table)); n != i+1 {
-			t.Fatalf("%s: %d rows", sh.name, n)
+			t.Fatalf("%s: %d rows", sh.Name, n)
 		}
 	}
 }
@@ -366,11 +318,11 @@ func TestTransientSinkErrorIsRetriedInProcess(t *testing.T) {
 	for _, sh := range shapes {
 		calls.Store(0)
 		m := orderMessage(t)
-		if code, body := send(t, sh.push(t, srv.URL, m, delivery(1))); code != http.StatusNoContent {
-			t.Fatalf("%s: status %d %s", sh.name, code, body)
+		if code, body := pushtest.Send(t, sh.Request(t, srv.URL, m, delivery(1))); code != http.StatusNoContent {
+			t.Fatalf("%s: status %d %s", sh.Name, code, body)
 		}
 		if calls.Load() != 2 {
-			t.Fatalf("%s: %d calls, want 2", sh.name, calls.Load())
+			t.Fatalf("%s: %d calls, want 2", sh.Name, calls.Load())
 		}
 	}
 	if len(sink.Rows(Table)) != 2 || len(rec.Messages()) != 0 {
@@ -380,7 +332,7 @@ func TestTransientSinkErrorIsRetriedInProcess(t *testing.T) {
 
 func TestEventRowMatchesTheSchemaFile(t *testing.T) {
 	m := orderMessage(t)
-	in, err := events.DecodeRequest(binaryPush(t, "http://fn/", m, delivery(4)), 0)
+	in, err := events.DecodeRequest(pushtest.Binary(t, "http://fn/", m, delivery(4)), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +394,7 @@ func TestLocalSinkLogsALoudWarning(t *testing.T) {
 		t.Fatalf("log: %s", buf.String())
 	}
 	m := orderMessage(t)
-	in, err := events.DecodeRequest(binaryPush(t, "http://fn/", m, delivery(1)), 0)
+	in, err := events.DecodeRequest(pushtest.Binary(t, "http://fn/", m, delivery(1)), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/retry"
 	"example.com/platform/shared/testing/fftest"
+	"example.com/platform/shared/testing/pushtest"
 	"example.com/platform/shared/warehouse"
 	"example.com/platform/shared/warehouse/bqfake"
 )
@@ -58,52 +59,8 @@ func dlqDelivery() events.Delivery {
 	return events.Delivery{Subscription: dlqSubscription, MessageID: uuid.NewString(), Attempt: 1, PublishTime: time.Date(2026, 5, 1, 12, 0, 1, 0, time.UTC)}
 }
 
-func binaryPush(t *testing.T, url string, m messaging.Message, d events.Delivery) *http.Request {
-	t.Helper()
-	req, err := events.NewPushRequest(context.Background(), url, m, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return req
-}
-
-func eventarcPush(t *testing.T, url string, m messaging.Message, d events.Delivery) *http.Request {
-	t.Helper()
-	body, err := json.Marshal(events.MessagePublishedData{
-		Message: events.PubsubMessage{Data: m.Data, Attributes: m.Attributes, MessageID: d.MessageID,
-			PublishTime: d.PublishTime.Format(time.RFC3339Nano)},
-		Subscription: d.Subscription,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Ce-Id", uuid.NewString())
-	req.Header.Set("Ce-Specversion", "1.0")
-	req.Header.Set("Ce-Source", "//pubsub.googleapis.com/projects/test-project/topics/payment.dlq")
-	req.Header.Set("Ce-Type", events.MessagePublishedType)
-	return req
-}
-
-var shapes = []struct {
-	name string
-	push func(t *testing.T, url string, m messaging.Message, d events.Delivery) *http.Request
-}{{"binary", binaryPush}, {"eventarc", eventarcPush}}
-
-func send(t *testing.T, req *http.Request) (int, string) {
-	t.Helper()
-	resp, err := fftest.Client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
+// shapes are both push shapes of payment.dlq deliveries.
+var shapes = pushtest.Shapes("projects/test-project/topics/payment.dlq")
 
 func rowsFor(srv *bqfake.Server, messageID string) []map[string]any {
 	var out []map[string]any
@@ -145,10 +102,10 @@ func TestThroughFramework(t *testing.T) {
 	url := fftest.Start(t, EntryPoint)
 
 	for _, sh := range shapes {
-		t.Run(sh.name, func(t *testing.T) {
+		t.Run(sh.Name, func(t *testing.T) {
 			t.Run("AnnotatedEventIsArchived", func(t *testing.T) {
 				m, d := annotated(t, nil), dlqDelivery()
-				if code, body := send(t, sh.push(t, url, m, d)); code != http.StatusNoContent {
+				if code, body := pushtest.Send(t, sh.Request(t, url, m, d)); code != http.StatusNoContent {
 					t.Fatalf("status %d %s", code, body)
 				}
 				rows := rowsFor(bq, d.MessageID)
@@ -178,7 +135,7 @@ func TestThroughFramework(t *testing.T) {
 				raw := []byte{0xff, 0xfe, 0x00, 0x80, 'x'}
 				m := messaging.Message{Data: raw, Attributes: map[string]string{"producer": "legacy", dl.AttrReason: "garbage"}}
 				d := dlqDelivery()
-				if code, body := send(t, sh.push(t, url, m, d)); code != http.StatusNoContent {
+				if code, body := pushtest.Send(t, sh.Request(t, url, m, d)); code != http.StatusNoContent {
 					t.Fatalf("status %d %s", code, body)
 				}
 				rows := rowsFor(bq, d.MessageID)
@@ -197,7 +154,7 @@ func TestThroughFramework(t *testing.T) {
 			t.Run("TextBodyIsArchivedAsText", func(t *testing.T) {
 				m := messaging.Message{Data: []byte("héllo, not an event"), Attributes: map[string]string{"producer": "manual"}}
 				d := dlqDelivery()
-				if code, body := send(t, sh.push(t, url, m, d)); code != http.StatusNoContent {
+				if code, body := pushtest.Send(t, sh.Request(t, url, m, d)); code != http.StatusNoContent {
 					t.Fatalf("status %d %s", code, body)
 				}
 				rows := rowsFor(bq, d.MessageID)
@@ -218,7 +175,7 @@ func TestThroughFramework(t *testing.T) {
 				m.Attributes[AttrPubSubSubscriptionProject] = "test-project"
 				m.Attributes[AttrPubSubTopicPublishTime] = "2026-05-01T11:59:00.5Z"
 				d := dlqDelivery()
-				if code, body := send(t, sh.push(t, url, m, d)); code != http.StatusNoContent {
+				if code, body := pushtest.Send(t, sh.Request(t, url, m, d)); code != http.StatusNoContent {
 					t.Fatalf("status %d %s", code, body)
 				}
 				rows := rowsFor(bq, d.MessageID)
@@ -242,7 +199,7 @@ func TestThroughFramework(t *testing.T) {
 			t.Run("DuplicateDeliveryWritesOneRow", func(t *testing.T) {
 				m, d := annotated(t, nil), dlqDelivery()
 				for range 3 {
-					if code, body := send(t, sh.push(t, url, m, d)); code != http.StatusNoContent {
+					if code, body := pushtest.Send(t, sh.Request(t, url, m, d)); code != http.StatusNoContent {
 						t.Fatalf("status %d %s", code, body)
 					}
 				}
@@ -254,7 +211,7 @@ func TestThroughFramework(t *testing.T) {
 			t.Run("InsertFailureIsNotAckedThenRedeliverySucceeds", func(t *testing.T) {
 				m, d := annotated(t, nil), dlqDelivery()
 				bq.FailAll(bqfake.BackendError)
-				code, body := send(t, sh.push(t, url, m, d))
+				code, body := pushtest.Send(t, sh.Request(t, url, m, d))
 				bq.Heal()
 				if code != http.StatusServiceUnavailable {
 					t.Fatalf("status %d %s, want 503", code, body)
@@ -263,7 +220,7 @@ func TestThroughFramework(t *testing.T) {
 					t.Fatalf("%d rows", n)
 				}
 				d.Attempt = 2
-				if code, body := send(t, sh.push(t, url, m, d)); code != http.StatusNoContent {
+				if code, body := pushtest.Send(t, sh.Request(t, url, m, d)); code != http.StatusNoContent {
 					t.Fatalf("redelivery: status %d %s", code, body)
 				}
 				if n := len(rowsFor(bq, d.MessageID)); n != 1 {
@@ -281,7 +238,7 @@ func TestThroughFramework(t *testing.T) {
 				bq.SetSchema(Table, drifted)
 				defer bq.SetSchema(Table, DeadLettersSchema)
 				m, d := annotated(t, nil), dlqDelivery()
-				if code, body := send(t, sh.push(t, url, m, d)); code != http.StatusInternalServerError || !strings.Contains(body, "no such field") {
+				if code, body := pushtest.Send(t, sh.Request(t, url, m, d)); code != http.StatusInternalServerError || !strings.Contains(body, "no such field") {
 					t.Fatalf("status %d %s, want 500 so Pub/Sub keeps it", code, body)
 				}
 			})
@@ -309,16 +266,16 @@ func TestPanicAnswers5xxAndTheProcessSurvives(t *testing.T) {
 	for i, sh := range shapes {
 		m, d := annotated(t, nil), dlqDelivery()
 		explode.Store(true)
-		code, body := send(t, sh.push(t, url, m, d))
+		code, body := pushtest.Send(t, sh.Request(t, url, m, d))
 		explode.Store(false)
 		if code != http.StatusServiceUnavailable || !strings.Contains(body, "panic") {
-			t.Fatalf("%s: status %d %s, want 503", sh.name, code, body)
+			t.Fatalf("%s: status %d %s, want 503", sh.Name, code, body)
 		}
-		if code, body := send(t, sh.push(t, url, m, d)); code != http.StatusNoContent {
-			t.Fatalf("%s: after the panic: status %d %s", sh.name, code, body)
+		if code, body := pushtest.Send(t, sh.Request(t, url, m, d)); code != http.StatusNoContent {
+			t.Fatalf("%s: after the panic: status %d %s", sh.Name, code, body)
 		}
 		if n := len(exploding.Rows(Table)); n != i+1 {
-			t.Fatalf("%s: %d rows", sh.name, n)
+			t.Fatalf("%s: %d rows", sh.Name, n)
 		}
 	}
 }
@@ -341,7 +298,7 @@ func TestArchiveRowWithoutMetadata(t *testing.T) {
 }
 
 func TestEveryColumnIsSet(t *testing.T) {
-	in, _ := events.DecodeRequest(binaryPush(t, "http://fn/", annotated(t, nil), dlqDelivery()), 0)
+	in, _ := events.DecodeRequest(pushtest.Binary(t, "http://fn/", annotated(t, nil), dlqDelivery()), 0)
 	row := ArchiveRow(in, time.Now())
 	for _, name := range DeadLettersSchema.Names() {
 		if _, ok := row.Values[name]; !ok {

@@ -25,6 +25,7 @@ import (
 	"example.com/platform/shared/testing/fakegateway"
 	"example.com/platform/shared/testing/pgtest"
 	"example.com/platform/shared/testing/pubsubtest"
+	"example.com/platform/shared/testing/pushtest"
 )
 
 type messagingMessage = messaging.Message
@@ -185,40 +186,20 @@ var delivery = events.Delivery{Subscription: "projects/test-project/subscription
 // status code.
 func push(t *testing.T, url string, m messaging.Message) int {
 	t.Helper()
-	req, err := events.NewPushRequest(context.Background(), url+"/", m, delivery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return do(t, req)
+	code, _ := pushtest.Send(t, pushtest.Binary(t, url+"/", m, delivery))
+	return code
 }
+
+var (
+	eventarcPush     = pushtest.Eventarc(pubsubtest.TopicName("order.created"))
+	envelopeDelivery = events.Delivery{Subscription: "projects/test-project/subscriptions/eventarc-payment", MessageID: "e-1"}
+)
 
 // pushEnvelope delivers m inside an Eventarc messagePublished envelope.
 func pushEnvelope(t *testing.T, url string, m messaging.Message) int {
 	t.Helper()
-	body, _ := json.Marshal(events.MessagePublishedData{
-		Message:      events.PubsubMessage{Data: m.Data, Attributes: m.Attributes, MessageID: "e-1", OrderingKey: m.OrderingKey},
-		Subscription: "projects/test-project/subscriptions/eventarc-payment",
-	})
-	req, err := http.NewRequest(http.MethodPost, url+"/", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Ce-Id", uuid.NewString())
-	req.Header.Set("Ce-Specversion", "1.0")
-	req.Header.Set("Ce-Source", "//pubsub.googleapis.com/projects/test-project/topics/order.created")
-	req.Header.Set("Ce-Type", events.MessagePublishedType)
-	return do(t, req)
-}
-
-func do(t *testing.T, req *http.Request) int {
-	t.Helper()
-	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	return resp.StatusCode
+	code, _ := pushtest.Send(t, eventarcPush(t, url+"/", m, envelopeDelivery))
+	return code
 }
 
 // key is the idempotency key the function passes to the gateway for m.

@@ -33,6 +33,7 @@ import (
 	"example.com/platform/shared/testing/fftest"
 	"example.com/platform/shared/testing/pgtest"
 	"example.com/platform/shared/testing/pubsubtest"
+	"example.com/platform/shared/testing/pushtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -154,58 +155,19 @@ var shapes = []shape{binary, eventarc}
 // request builds the push of m in the given delivery shape.
 func request(t testing.TB, url string, m messaging.Message, s shape) *http.Request {
 	t.Helper()
+	d := events.Delivery{Subscription: subscription, MessageID: "m-" + m.Attributes[events.AttrID], PublishTime: fixedNow, Attempt: 1}
 	if s == binary {
-		req, err := events.NewPushRequest(context.Background(), url, m, events.Delivery{
-			Subscription: subscription, MessageID: "m-" + m.Attributes[events.AttrID], PublishTime: fixedNow, Attempt: 1,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return req
+		return pushtest.Binary(t, url, m, d)
 	}
-	attrs := map[string]string{}
-	for k, v := range m.Attributes {
-		attrs[k] = v
-	}
-	body, err := json.Marshal(events.MessagePublishedData{
-		Message:      events.PubsubMessage{Data: m.Data, Attributes: attrs, MessageID: "m-" + m.Attributes[events.AttrID], OrderingKey: m.OrderingKey},
-		Subscription: subscription,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Ce-Id", "eventarc-"+uuid.NewString())
-	req.Header.Set("Ce-Specversion", "1.0")
-	req.Header.Set("Ce-Source", "//pubsub.googleapis.com/projects/test-project/topics/payment.processed")
-	req.Header.Set("Ce-Type", events.MessagePublishedType)
-	return req
+	return eventarcPush(t, url, m, d)
 }
+
+var eventarcPush = pushtest.Eventarc(pubsubtest.TopicName("payment.processed"))
 
 // push delivers m and returns the status code and body.
 func push(t testing.TB, url string, m messaging.Message, s shape) (int, string) {
 	t.Helper()
-	code, body, err := do(request(t, url, m, s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return code, body
-}
-
-// do sends a push request; goroutines other than the test's use it
-// directly, with requests built beforehand.
-func do(req *http.Request) (int, string, error) {
-	resp, err := fftest.Client.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
+	return pushtest.Send(t, request(t, url, m, s))
 }
 
 func mustAck(t testing.TB, url string, m messaging.Message, s shape) {
@@ -383,7 +345,7 @@ func TestConcurrentDuplicatesShipOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			codes[i], _, _ = do(req)
+			codes[i], _, _ = pushtest.Do(req)
 		}()
 	}
 	close(start)
@@ -737,7 +699,7 @@ func TestThroughFunctionsFramework(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if code, _, _ := do(req); code < 200 || code > 299 {
+				if code, _, _ := pushtest.Do(req); code < 200 || code > 299 {
 					bad.Add(1)
 				}
 			}()

@@ -3,7 +3,6 @@ package handler_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -23,6 +22,7 @@ import (
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/retry"
 	"example.com/platform/shared/testing/pgtest"
+	"example.com/platform/shared/testing/pushtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -48,12 +48,8 @@ var delivery = events.Delivery{Subscription: "projects/p/subscriptions/payment--
 // push sends m to h the way a no-wrapper push subscription does.
 func push(t *testing.T, h http.Handler, m messaging.Message) *httptest.ResponseRecorder {
 	t.Helper()
-	req, err := events.NewPushRequest(context.Background(), "http://fn/", m, delivery)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
+	h.ServeHTTP(rec, pushtest.Binary(t, "http://fn/", m, delivery))
 	return rec
 }
 
@@ -112,20 +108,8 @@ func TestEventarcEnvelopeIsAccepted(t *testing.T) {
 	var got string
 	e := newEnv(t, func(ctx context.Context, in *events.Incoming) error { got = in.Event.ID(); return nil })
 	m := order(t)
-	attrs := map[string]string{}
-	for k, v := range m.Attributes {
-		attrs[k] = v
-	}
-	body, _ := json.Marshal(events.MessagePublishedData{
-		Message:      events.PubsubMessage{Data: m.Data, Attributes: attrs, MessageID: "7", OrderingKey: m.OrderingKey},
-		Subscription: "projects/p/subscriptions/eventarc-sub",
-	})
-	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Ce-Id", "outer-1")
-	req.Header.Set("Ce-Specversion", "1.0")
-	req.Header.Set("Ce-Source", "//pubsub.googleapis.com/projects/p/topics/order.created")
-	req.Header.Set("Ce-Type", events.MessagePublishedType)
+	req := pushtest.Eventarc("projects/p/topics/order.created")(t, "http://fn/", m,
+		events.Delivery{Subscription: "projects/p/subscriptions/eventarc-sub", MessageID: "7"})
 	rec := httptest.NewRecorder()
 	e.h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusNoContent || got != m.Attributes["ce-id"] {
@@ -231,14 +215,8 @@ func TestPanicBecomesTransientAndProcessSurvives(t *testing.T) {
 	srv := httptest.NewServer(e.h)
 	defer srv.Close()
 	for range 2 {
-		req, _ := events.NewPushRequest(context.Background(), srv.URL, order(t), delivery)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusServiceUnavailable {
-			t.Fatalf("status %d, want 503", resp.StatusCode)
+		if code, body := pushtest.Send(t, pushtest.Binary(t, srv.URL, order(t), delivery)); code != http.StatusServiceUnavailable {
+			t.Fatalf("status %d %s, want 503", code, body)
 		}
 	}
 	if logs := e.logs.String(); !strings.Contains(logs, "handler panicked") || !strings.Contains(logs, "goroutine") {
