@@ -235,6 +235,31 @@ func (f *flags) parse(args []string) ([]string, error) {
 	return pos, nil
 }
 
+// parseNone parses args, which must hold flags only.
+func (f *flags) parseNone(args []string) error {
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return f.usagef("unexpected argument %q", pos[0])
+	}
+	return nil
+}
+
+// parseOne parses args, which must hold exactly one positional argument
+// (what, for the usage error), and returns it.
+func (f *flags) parseOne(args []string, what string) (string, error) {
+	pos, err := f.parse(args)
+	if err != nil {
+		return "", err
+	}
+	if len(pos) != 1 {
+		return "", f.usagef("%s takes exactly one %s", f.name, what)
+	}
+	return pos[0], nil
+}
+
 func (f *flags) usagef(format string, args ...any) error {
 	return usagef(func() { f.printUsage(f.c.Stderr) }, format, args...)
 }

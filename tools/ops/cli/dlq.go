@@ -109,13 +109,30 @@ func toJSON(e dlq.Entry, withBody bool) entryJSON {
 	}
 	if withBody {
 		j.Attributes = e.Attributes
-		body, enc := string(e.Body), dlq.EncodingUTF8
-		if !utf8.Valid(e.Body) {
-			body, enc = base64.StdEncoding.EncodeToString(e.Body), dlq.EncodingBase64
-		}
+		body, enc := textOrBase64(e.Body)
 		j.Body, j.BodyEncoding = &body, enc
 	}
 	return j
+}
+
+// textOrBase64 is b as text when it is UTF-8 (encoding dlq.EncodingUTF8),
+// else as base64 (dlq.EncodingBase64).
+func textOrBase64(b []byte) (s, encoding string) {
+	if !utf8.Valid(b) {
+		return base64.StdEncoding.EncodeToString(b), dlq.EncodingBase64
+	}
+	return string(b), dlq.EncodingUTF8
+}
+
+// newTable is the tab-aligned writer of every table and "Key: value" list
+// the commands print.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+}
+
+// fieldWriter returns the writer of "Key: value" lines to tw (a newTable).
+func fieldWriter(tw io.Writer) func(k, v string) {
+	return func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -129,12 +146,8 @@ func (c *Command) dlqList(ctx context.Context, args []string) error {
 	var ff filterFlags
 	ff.register(f, DefaultListLimit)
 	asJSON := f.Bool("json", false, "print JSON")
-	pos, err := f.parse(args)
-	if err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return f.usagef("unexpected argument %q", pos[0])
 	}
 	filter, err := ff.filter(f, c.Clock.Now())
 	if err != nil {
@@ -166,7 +179,7 @@ func (c *Command) dlqList(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.Stdout, "no dead letters in %s match\n", archive)
 		return nil
 	}
-	tw := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(c.Stdout)
 	fmt.Fprintln(tw, "MESSAGE ID\tDEAD-LETTERED\tSUBSCRIPTION\tTYPE\tEVENT ID\tATTEMPTS\tREASON")
 	for _, e := range entries {
 		class, msg := e.Reason()
@@ -179,7 +192,7 @@ func (c *Command) dlqList(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.Stdout, ", the first %d only: raise --limit to count more", filter.Limit)
 	}
 	fmt.Fprintln(c.Stdout, "):")
-	tw = tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
+	tw = newTable(c.Stdout)
 	fmt.Fprintln(tw, "COUNT\tSUBSCRIPTION\tFIRST\tLAST\tREASON")
 	for _, g := range groups {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", g.Count, dash(g.Subscription), g.First.UTC().Format(time.RFC3339),
@@ -225,19 +238,16 @@ func short(s string, n int) string {
 func (c *Command) dlqShow(ctx context.Context, args []string) error {
 	f := c.newFlags("dlq show", "ID [--json]", "Shows one dead letter in full: reason, attributes and the body decoded.")
 	asJSON := f.Bool("json", false, "print JSON")
-	pos, err := f.parse(args)
+	id, err := f.parseOne(args, "message ID")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return f.usagef("dlq show takes exactly one message ID")
 	}
 	archive, closeArchive, err := f.openArchive(ctx)
 	if err != nil {
 		return err
 	}
 	defer closeArchive()
-	e, err := archive.Get(ctx, pos[0])
+	e, err := archive.Get(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -245,8 +255,8 @@ func (c *Command) dlqShow(ctx context.Context, args []string) error {
 		return writeJSON(c.Stdout, toJSON(e, true))
 	}
 	class, msg := e.Reason()
-	tw := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	tw := newTable(c.Stdout)
+	row := fieldWriter(tw)
 	row("Message ID", e.MessageID)
 	row("Event ID", dash(e.EventID()))
 	row("Type", dash(e.Type()))
@@ -264,7 +274,7 @@ func (c *Command) dlqShow(ctx context.Context, args []string) error {
 	}
 	tw.Flush()
 	fmt.Fprintln(c.Stdout, "\nAttributes:")
-	tw = tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
+	tw = newTable(c.Stdout)
 	for _, k := range slices.Sorted(maps.Keys(e.Attributes)) {
 		fmt.Fprintf(tw, "  %s\t%s\n", k, e.Attributes[k])
 	}
@@ -299,12 +309,8 @@ func (c *Command) dlqReplay(ctx context.Context, args []string) error {
 	all := f.Bool("all", false, "allow a replay without any filter (every archived dead letter)")
 	by := f.String("by", "", "who runs the replay, for the audit (default $EVENTCTL_USER or user@host)")
 	every := f.Int("progress-every", 100, "print progress to stderr every N messages (and at least every second)")
-	pos, err := f.parse(args)
-	if err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return f.usagef("unexpected argument %q", pos[0])
 	}
 	perSecond, err := replay.ParseRate(*rateFlag)
 	if err != nil {

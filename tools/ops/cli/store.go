@@ -3,14 +3,11 @@ package cli
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -35,17 +32,14 @@ func (c *Command) idemInspect(ctx context.Context, args []string) error {
 		"Shows the idempotency record of one event for one consumer. ID is the event key, by default\n"+
 			"the CloudEvent source and id joined by \"/\" (e.g. payment:orders-api/3f2c...).")
 	asJSON := f.Bool("json", false, "print JSON")
-	pos, err := f.parse(args)
+	arg, err := f.parseOne(args, "KEY (consumer:id)")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return f.usagef("idempotency inspect takes exactly one KEY (consumer:id)")
-	}
-	consumer, id, ok := strings.Cut(pos[0], ":")
+	consumer, id, ok := strings.Cut(arg, ":")
 	key := idempotency.Key{Consumer: consumer, ID: id}
 	if !ok || key.Validate() != nil {
-		return f.usagef("invalid key %q: want consumer:id", pos[0])
+		return f.usagef("invalid key %q: want consumer:id", arg)
 	}
 	pool, closeDB, err := f.openDB(ctx)
 	if err != nil {
@@ -63,10 +57,7 @@ func (c *Command) idemInspect(ctx context.Context, args []string) error {
 	if err != nil {
 		return missingTable(err, "processed_events")
 	}
-	result, resultEnc := string(rec.Result), "utf8"
-	if !utf8.Valid(rec.Result) {
-		result, resultEnc = base64.StdEncoding.EncodeToString(rec.Result), "base64"
-	}
+	result, resultEnc := textOrBase64(rec.Result)
 	if *asJSON {
 		type out struct {
 			Consumer       string     `json:"consumer"`
@@ -93,8 +84,8 @@ func (c *Command) idemInspect(ctx context.Context, args []string) error {
 		}
 		return writeJSON(c.Stdout, o)
 	}
-	tw := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	tw := newTable(c.Stdout)
+	row := fieldWriter(tw)
 	row("Key", key.String())
 	row("Status", string(rec.Status))
 	row("Attempts", fmt.Sprint(rec.Attempts))
@@ -124,12 +115,8 @@ func (c *Command) idemPurge(ctx context.Context, args []string) error {
 			"so keep DURATION above the subscriptions' message retention (7 days at most).")
 	olderThan := f.String("older-than", "", "age of the records to delete (e.g. 720h, 30d); required")
 	yes := f.Bool("yes", false, "delete without asking")
-	pos, err := f.parse(args)
-	if err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return f.usagef("unexpected argument %q", pos[0])
 	}
 	if *olderThan == "" {
 		return f.usagef("--older-than is required")
@@ -186,12 +173,8 @@ func (c *Command) idemPurge(ctx context.Context, args []string) error {
 func (c *Command) outboxStatus(ctx context.Context, args []string) error {
 	f := c.newFlags("outbox status", "[--json]", "Shows the pending outbox rows per topic: how many, how many failing, the oldest's age.")
 	asJSON := f.Bool("json", false, "print JSON")
-	pos, err := f.parse(args)
-	if err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return f.usagef("unexpected argument %q", pos[0])
 	}
 	pool, closeDB, err := f.openDB(ctx)
 	if err != nil {
@@ -224,7 +207,7 @@ func (c *Command) printOutboxStatus(ctx context.Context, pool *pgxpool.Pool, asJ
 		fmt.Fprintln(c.Stdout, "outbox: nothing pending")
 		return nil
 	}
-	tw := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(c.Stdout)
 	fmt.Fprintln(tw, "TOPIC\tPENDING\tFAILING\tOLDEST\tLAST ERROR")
 	for _, s := range st {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", s.Topic, s.Pending, s.Failing, s.OldestAge.Round(time.Second), dash(short(s.LastError, 100)))
@@ -238,12 +221,8 @@ func (c *Command) outboxFlush(ctx context.Context, args []string) error {
 			"(every remaining key is failing) or --limit rows were published. Per-key order is kept and\n"+
 			"running relays are not disturbed (see package outbox).")
 	limit := f.Int("limit", 0, "publish at most N rows (0: no limit)")
-	pos, err := f.parse(args)
-	if err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return f.usagef("unexpected argument %q", pos[0])
 	}
 	if *limit < 0 {
 		return f.usagef("--limit must not be negative")
