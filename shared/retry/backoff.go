@@ -183,7 +183,7 @@ func Do(ctx context.Context, p Policy, fn func(ctx context.Context) error) error
 		return Permanent(fmt.Errorf("retry policy: %w", err))
 	}
 	p.setDefaults()
-	now, sleep, randN := time.Now, sleepCtx, randUniform
+	now, sleep, randN := time.Now, Sleep, randUniform
 	if h := p.hooks; h != nil {
 		if h.now != nil {
 			now = h.now
@@ -243,9 +243,10 @@ func retryAfter(err error) time.Duration {
 	return 0
 }
 
-// sleepCtx waits d or until ctx is done, whichever comes first, and returns
-// ctx.Err() in the second case.
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// Sleep waits d or until ctx is done, whichever comes first, and returns
+// ctx.Err() in the second case (at once when d <= 0). It is safe for
+// concurrent use.
+func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}

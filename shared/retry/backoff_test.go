@@ -255,7 +255,7 @@ func TestDoCancelWhileWaitingReturnsPromptly(t *testing.T) {
 		randN: func(n int64) int64 { return n },
 		sleep: func(ctx context.Context, d time.Duration) error {
 			close(waiting)
-			return sleepCtx(ctx, d) // the real timer
+			return Sleep(ctx, d) // the real timer
 		},
 	}
 	go func() {

@@ -377,11 +377,7 @@ func (d *Dispatcher) deliver(ctx context.Context, s *subState, rm *pubsubpb.Rece
 		d.log.Warn("push failed; redelivering after backoff", "subscription", s.ID, "message_id", pm.MessageId,
 			"attempt", attempt, "max_attempts", s.MaxDeliveryAttempts, "backoff", wait, "err", err)
 		d.observe(ev, attempt, status, err, OutcomeRetry, wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if retry.Sleep(ctx, wait) != nil {
 			d.nack(s, rm.AckId)
 			d.observe(ev, attempt, status, err, OutcomeAbandoned, 0)
 			return

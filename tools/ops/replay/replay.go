@@ -34,6 +34,7 @@ import (
 
 	"example.com/platform/shared/deadletter"
 	"example.com/platform/shared/messaging"
+	"example.com/platform/shared/retry"
 	"example.com/platform/tools/ops/dlq"
 )
 
@@ -96,17 +97,8 @@ type SystemClock struct{}
 // Now returns time.Now().
 func (SystemClock) Now() time.Time { return time.Now() }
 
-// Sleep waits d or until ctx ends.
-func (SystemClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// Sleep waits d or until ctx ends (retry.Sleep).
+func (SystemClock) Sleep(ctx context.Context, d time.Duration) error { return retry.Sleep(ctx, d) }
 
 // Limiter paces publishes.
 type Limiter interface {
