@@ -30,6 +30,7 @@ import (
 	"example.com/platform/shared/orders"
 	"example.com/platform/shared/testing/fakegateway"
 	"example.com/platform/shared/testing/fftest"
+	"example.com/platform/shared/testing/logbuf"
 	"example.com/platform/shared/testing/pgtest"
 	"example.com/platform/shared/testing/pubsubtest"
 )
@@ -45,7 +46,7 @@ func TestThroughTheFramework(t *testing.T) {
 
 	// The first request builds the handler (and migrates the database);
 	// orders are inserted afterwards through a pool of our own.
-	e := &env{t: t, pubsub: ps, gw: gw, logs: &syncBuffer{}}
+	e := &env{t: t, pubsub: ps, gw: gw, logs: &logbuf.Buffer{}}
 	badID := uuid.NewString()
 	bad := messagingMessage{Data: []byte(`{`), Attributes: map[string]string{
 		events.AttrID: badID, events.AttrSource: "//example.com/orders-api", events.AttrSpecVersion: "1.0",

@@ -1,7 +1,6 @@
 package payment
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"example.com/platform/shared/orders"
 	"example.com/platform/shared/retry"
 	"example.com/platform/shared/testing/fakegateway"
+	"example.com/platform/shared/testing/logbuf"
 	"example.com/platform/shared/testing/pgtest"
 	"example.com/platform/shared/testing/pubsubtest"
 	"example.com/platform/shared/testing/pushtest"
@@ -64,18 +63,6 @@ const testAPIKey = "test-api-key"
 // fastRetry keeps the gateway client's retries quick in tests.
 var fastRetry = retry.Policy{MaxAttempts: 3, Initial: time.Millisecond, Max: 5 * time.Millisecond, Budget: 10 * time.Second}
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // env is one function under test: a fresh database, a pstest server, the
 // fake gateway over HTTP and the push endpoint served on a local port.
 type env struct {
@@ -85,7 +72,7 @@ type env struct {
 	gw     *fakegateway.Server
 	client *HTTPGateway
 	url    string
-	logs   *syncBuffer
+	logs   *logbuf.Buffer
 }
 
 type options struct {
@@ -98,7 +85,7 @@ type options struct {
 // newEnv wires the function the way build does, with injected settings.
 func newEnv(t *testing.T, o options) *env {
 	t.Helper()
-	e := &env{t: t, logs: &syncBuffer{}}
+	e := &env{t: t, logs: &logbuf.Buffer{}}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("function logs:\n%s", e.logs)

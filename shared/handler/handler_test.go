@@ -1,7 +1,6 @@
 package handler_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"example.com/platform/shared/handler"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/retry"
+	"example.com/platform/shared/testing/logbuf"
 	"example.com/platform/shared/testing/pgtest"
 	"example.com/platform/shared/testing/pushtest"
 )
@@ -56,24 +55,12 @@ func push(t *testing.T, h http.Handler, m messaging.Message) *httptest.ResponseR
 type env struct {
 	h    *handler.Handler
 	dlq  *messaging.Recorder
-	logs *syncBuffer
+	logs *logbuf.Buffer
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func newEnv(t *testing.T, fn handler.Func, idem ...handler.Middleware) *env {
 	t.Helper()
-	e := &env{dlq: &messaging.Recorder{}, logs: &syncBuffer{}}
+	e := &env{dlq: &messaging.Recorder{}, logs: &logbuf.Buffer{}}
 	h, err := handler.New(handler.Config{
 		Consumer:   "payment",
 		Logger:     slog.New(slog.NewJSONHandler(e.logs, nil)),

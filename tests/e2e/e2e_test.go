@@ -19,12 +19,12 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"example.com/platform/shared/app"
 	"example.com/platform/shared/orders"
+	"example.com/platform/shared/testing/logbuf"
 	"example.com/platform/tools/localstack/dispatch"
 	"example.com/platform/tools/localstack/scenario"
 	"example.com/platform/tools/localstack/stack"
@@ -48,34 +48,12 @@ const killLease = "3s"
 // dead-lettered.
 const killBackoffScale = 0.05
 
-// syncBuffer collects the stack's log for failure messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) tail(n int) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	lines := strings.Split(s.b.String(), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // start starts a stack for t, stopped (and checked to have stopped) when t
 // ends; the tail of its log is printed when t failed, the whole log is
 // streamed to stderr when E2E_STACK_LOG is set.
 func start(t *testing.T, opts stack.Options) *stack.Stack {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	opts.Log = logs
 	if os.Getenv("E2E_STACK_LOG") != "" {
 		opts.Log = io.MultiWriter(logs, os.Stderr) // stream every process's log
@@ -86,12 +64,12 @@ func start(t *testing.T, opts stack.Options) *stack.Stack {
 	began := time.Now()
 	s, err := stack.Start(ctx, opts)
 	if err != nil {
-		t.Fatalf("start stack: %v\n%s", err, logs.tail(200))
+		t.Fatalf("start stack: %v\n%s", err, logs.Tail(200))
 	}
 	t.Logf("stack up in %s", time.Since(began).Round(100*time.Millisecond))
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("stack log (tail):\n%s", logs.tail(300))
+			t.Logf("stack log (tail):\n%s", logs.Tail(300))
 		}
 		names := s.Names()
 		if err := s.Stop(); err != nil {

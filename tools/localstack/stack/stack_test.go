@@ -2,40 +2,22 @@ package stack_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"github.com/jackc/pgx/v5"
 
+	"example.com/platform/shared/testing/logbuf"
 	"example.com/platform/tools/localstack/dispatch"
 	"example.com/platform/tools/localstack/stack"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func readLines(t *testing.T, path string) []map[string]string {
 	t.Helper()
@@ -95,7 +77,7 @@ func TestStackRunsFixtureEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "echo.jsonl")
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	echoFailed := make(chan struct{}, 100)
 	t.Setenv("DATABASE_URL", "")
 	s, err := stack.Start(context.Background(), stack.Options{
@@ -242,7 +224,7 @@ func TestStartRejectsUnknownFunction(t *testing.T) {
 	}
 	work := filepath.Join(t.TempDir(), "work")
 	_, err = stack.Start(context.Background(), stack.Options{
-		Root: root, Functions: []string{"nope"}, DatabaseURL: "postgres://unused", Log: &syncBuffer{}, WorkDir: work, NoBigQueryEmulator: true,
+		Root: root, Functions: []string{"nope"}, DatabaseURL: "postgres://unused", Log: &logbuf.Buffer{}, WorkDir: work, NoBigQueryEmulator: true,
 	})
 	if !errors.Is(err, stack.ErrUnknownProcess) {
 		t.Fatalf("Start = %v", err)
