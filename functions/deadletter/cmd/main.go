@@ -8,22 +8,13 @@ package main
 
 import (
 	"log"
-	"os"
-
-	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
 	"example.com/platform/functions/deadletter"
+	"example.com/platform/shared/app/localrun"
 )
 
 func main() {
-	port := os.Getenv("PORT")
-	if port == "" {
-		port = "8080"
-	}
-	if os.Getenv("FUNCTION_TARGET") == "" {
-		os.Setenv("FUNCTION_TARGET", deadletter.EntryPoint)
-	}
-	if err := funcframework.Start(port); err != nil {
-		log.Fatalf("funcframework.Start: %v", err)
+	if err := localrun.Serve(deadletter.EntryPoint); err != nil {
+		log.Fatalf("deadletter: %v", err)
 	}
 }

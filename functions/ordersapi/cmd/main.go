@@ -6,22 +6,13 @@ package main
 
 import (
 	"log"
-	"os"
-
-	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
 	"example.com/platform/functions/ordersapi"
+	"example.com/platform/shared/app/localrun"
 )
 
 func main() {
-	port := os.Getenv("PORT")
-	if port == "" {
-		port = "8080"
-	}
-	if os.Getenv("FUNCTION_TARGET") == "" {
-		os.Setenv("FUNCTION_TARGET", ordersapi.EntryPoint)
-	}
-	if err := funcframework.Start(port); err != nil {
-		log.Fatalf("funcframework.Start: %v", err)
+	if err := localrun.Serve(ordersapi.EntryPoint); err != nil {
+		log.Fatalf("ordersapi: %v", err)
 	}
 }

@@ -6,22 +6,13 @@ package main
 
 import (
 	"log"
-	"os"
-
-	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
 	"example.com/platform/functions/payment"
+	"example.com/platform/shared/app/localrun"
 )
 
 func main() {
-	port := os.Getenv("PORT")
-	if port == "" {
-		port = "8080"
-	}
-	if os.Getenv("FUNCTION_TARGET") == "" {
-		os.Setenv("FUNCTION_TARGET", payment.EntryPoint)
-	}
-	if err := funcframework.Start(port); err != nil {
+	if err := localrun.Serve(payment.EntryPoint); err != nil {
 		log.Fatalf("payment: %v", err)
 	}
 }
