@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -261,7 +262,7 @@ func (c *Catalogue) Validate() error {
 	if len(c.Topics) == 0 {
 		p.add("topics", "at least one topic is required")
 	}
-	for _, name := range sortedKeys(c.Topics) {
+	for _, name := range slices.Sorted(maps.Keys(c.Topics)) {
 		t := c.Topics[name]
 		f := "topics." + name
 		if !topicRE.MatchString(name) || strings.HasPrefix(name, "goog") {
@@ -370,12 +371,12 @@ func (m *Manifest) Validate(cat *Catalogue) error {
 		pub[t] = true
 	}
 	m.Resources.validate(&p, m.Kind)
-	for _, k := range sortedKeys(m.Env) {
+	for _, k := range slices.Sorted(maps.Keys(m.Env)) {
 		if !envRE.MatchString(k) || slices.Contains(reservedEnv, k) {
 			p.add("env."+k, "is not an allowed variable name (upper case, digits, underscores; not one Cloud Run sets)")
 		}
 	}
-	for _, k := range sortedKeys(m.SecretEnv) {
+	for _, k := range slices.Sorted(maps.Keys(m.SecretEnv)) {
 		s := m.SecretEnv[k]
 		if !envRE.MatchString(k) || slices.Contains(reservedEnv, k) {
 			p.add("secret_env."+k, "is not an allowed variable name")
@@ -480,12 +481,3 @@ func (p *problems) addErr(field string, err error) {
 }
 
 func (p *problems) err() error { return errors.Join(p.errs...) }
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}

@@ -2,7 +2,9 @@ package infra_test
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -320,7 +322,7 @@ func checkManifestWiring(t reporter, rs []resource, repo *manifest.Repo) {
 		}
 	}
 	if wantN := len(repo.Topics.Topics) + len(dlqs); len(topics) != wantN {
-		t.Errorf("%d topics deployed, want %d (catalogue + one dead-letter topic per consumer): %v", len(topics), wantN, sortedKeys(topics))
+		t.Errorf("%d topics deployed, want %d (catalogue + one dead-letter topic per consumer): %v", len(topics), wantN, slices.Sorted(maps.Keys(topics)))
 	}
 
 	got := map[string]bool{}

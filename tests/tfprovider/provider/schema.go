@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-go/tfprotov5"
@@ -171,7 +172,7 @@ var nestingModes = map[string]tfprotov5.SchemaNestedBlockNestingMode{
 // by name so the served schema is deterministic.
 func convertBlock(b *jsonBlock) (*tfprotov5.SchemaBlock, error) {
 	out := &tfprotov5.SchemaBlock{Deprecated: b.Deprecated}
-	for _, name := range sortedKeys(b.Attributes) {
+	for _, name := range slices.Sorted(maps.Keys(b.Attributes)) {
 		a := b.Attributes[name]
 		if len(a.NestedType) > 0 {
 			return nil, fmt.Errorf("attribute %s: nested_type is not supported by protocol 5", name)
@@ -186,7 +187,7 @@ func convertBlock(b *jsonBlock) (*tfprotov5.SchemaBlock, error) {
 			Sensitive: a.Sensitive, Deprecated: a.Deprecated, WriteOnly: a.WriteOnly,
 		})
 	}
-	for _, name := range sortedKeys(b.BlockTypes) {
+	for _, name := range slices.Sorted(maps.Keys(b.BlockTypes)) {
 		bt := b.BlockTypes[name]
 		mode, ok := nestingModes[bt.NestingMode]
 		if !ok {
@@ -235,13 +236,4 @@ func convertFunction(f *jsonFunction) (*tfprotov5.Function, error) {
 	}
 	out.Return = &tfprotov5.FunctionReturn{Type: typ}
 	return out, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

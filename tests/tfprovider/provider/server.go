@@ -21,6 +21,8 @@ package provider
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -92,13 +94,13 @@ func decode(dv *tfprotov5.DynamicValue, typ tftypes.Type) (tftypes.Value, []*tfp
 // GetMetadata lists the served types and functions.
 func (s *Server) GetMetadata(context.Context, *tfprotov5.GetMetadataRequest) (*tfprotov5.GetMetadataResponse, error) {
 	resp := &tfprotov5.GetMetadataResponse{ServerCapabilities: &tfprotov5.ServerCapabilities{}}
-	for _, n := range sortedKeys(s.schema.Resources) {
+	for _, n := range slices.Sorted(maps.Keys(s.schema.Resources)) {
 		resp.Resources = append(resp.Resources, tfprotov5.ResourceMetadata{TypeName: n})
 	}
-	for _, n := range sortedKeys(s.schema.DataSources) {
+	for _, n := range slices.Sorted(maps.Keys(s.schema.DataSources)) {
 		resp.DataSources = append(resp.DataSources, tfprotov5.DataSourceMetadata{TypeName: n})
 	}
-	for _, n := range sortedKeys(s.schema.Functions) {
+	for _, n := range slices.Sorted(maps.Keys(s.schema.Functions)) {
 		resp.Functions = append(resp.Functions, tfprotov5.FunctionMetadata{Name: n})
 	}
 	return resp, nil
