@@ -55,9 +55,11 @@ package: ## Build dist/<function>.zip for every function, with shared/ vendored 
 infra-check: ## Offline Terraform/OpenTofu checks of infra/ (fmt, validate, plans, invariants, README examples).
 	cd tests && go test -count=1 ./tfprovider/... ./infra/
 
+BENCHTIME ?= 2s
+
 .PHONY: bench
 bench: ## Idempotency and baseline benchmarks against one PostgreSQL (see docs/benchmarks.md).
-	cd shared && go test -run '^$$' -bench . -benchtime 2s ./idempotency/
+	cd shared && go test -run '^$$' -bench . -benchtime $(BENCHTIME) ./idempotency/
 
 .PHONY: modules
 modules: ## Print every Go module directory.
