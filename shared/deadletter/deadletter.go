@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"maps"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -101,11 +102,11 @@ func Annotate(m messaging.Message, r Reason) messaging.Message {
 		class = retry.Classify(r.Err)
 	}
 	attrs[AttrReasonClass] = class.String()
-	attrs[AttrReason] = Truncate(msg, MaxAttributeValue)
+	attrs[AttrReason] = AttributeValue(msg)
 	attrs[AttrDeadLetteredAt] = at.UTC().Format(time.RFC3339Nano)
 	set := func(k, v string) {
 		if v != "" {
-			attrs[k] = Truncate(v, MaxAttributeValue)
+			attrs[k] = AttributeValue(v)
 		} else {
 			delete(attrs, k)
 		}
@@ -126,6 +127,22 @@ func Annotate(m messaging.Message, r Reason) messaging.Message {
 		delete(attrs, AttrAttempt)
 	}
 	return messaging.Message{Data: append([]byte(nil), m.Data...), Attributes: attrs}
+}
+
+// AttributeValue makes s safe as an attribute value: one line (control
+// characters become spaces and runs of white space collapse) of at most
+// MaxAttributeValue bytes of valid UTF-8. A no-wrapper push sends
+// attributes as HTTP headers, where a line break is not allowed, so a
+// multi-line error message (a wrapped SQL error, a panic) would otherwise
+// make the dead letter itself undeliverable.
+func AttributeValue(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	return Truncate(strings.Join(strings.Fields(s), " "), MaxAttributeValue)
 }
 
 // Truncate shortens s to at most n bytes without splitting a UTF-8

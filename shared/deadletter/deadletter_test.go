@@ -8,7 +8,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/net/http/httpguts"
+
 	"example.com/platform/shared/deadletter"
+	"example.com/platform/shared/events"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/retry"
 	"example.com/platform/shared/testing/pubsubtest"
@@ -111,5 +114,30 @@ func TestLongReasonIsTruncatedToValidUTF8(t *testing.T) {
 	v := out.Attributes[deadletter.AttrReason]
 	if len(v) > deadletter.MaxAttributeValue || !utf8.ValidString(v) || !strings.HasSuffix(v, "…") {
 		t.Fatalf("len %d valid %v", len(v), utf8.ValidString(v))
+	}
+}
+
+// A multi-line error must not make the dead letter undeliverable: a
+// no-wrapper push carries attributes as HTTP headers.
+func TestMultiLineReasonStaysDeliverable(t *testing.T) {
+	err := errors.New("insert shipment: ERROR: duplicate key\nDETAIL: Key (order_id)=(o-1) already exists.\r\n\tat line 3 \xff")
+	out := deadletter.Annotate(original(), deadletter.Reason{Err: err, Consumer: "ship\nment"})
+	want := "insert shipment: ERROR: duplicate key DETAIL: Key (order_id)=(o-1) already exists. at line 3 \uFFFD"
+	if got := out.Attributes[deadletter.AttrReason]; got != want {
+		t.Fatalf("reason = %q, want %q", got, want)
+	}
+	if got := out.Attributes[deadletter.AttrConsumer]; got != "ship ment" {
+		t.Fatalf("consumer = %q", got)
+	}
+	req, rerr := events.NewPushRequest(context.Background(), "http://127.0.0.1/", out, events.Delivery{MessageID: "1"})
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	for k, vs := range req.Header {
+		for _, v := range vs {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				t.Fatalf("header %s = %q is not a valid HTTP header value", k, v)
+			}
+		}
 	}
 }

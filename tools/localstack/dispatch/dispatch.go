@@ -37,7 +37,6 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +44,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
+	"example.com/platform/shared/deadletter"
 	"example.com/platform/shared/events"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/retry"
@@ -421,28 +421,9 @@ func (d *Dispatcher) push(ctx context.Context, s *subState, m messaging.Message,
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	if !Success(resp.StatusCode) {
-		return resp.StatusCode, fmt.Errorf("push endpoint returned HTTP %d: %s", resp.StatusCode, truncate(string(body), 200))
+		return resp.StatusCode, fmt.Errorf("push endpoint returned HTTP %d: %s", resp.StatusCode, deadletter.Truncate(string(body), 200))
 	}
 	return resp.StatusCode, nil
-}
-
-// oneLine makes s a valid HTTP header value (attributes become headers on
-// push): control characters become spaces and runs of space collapse.
-func oneLine(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	return strings.Join(strings.Fields(s), " ")
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // keepLease extends the message's ack deadline until the returned func is
@@ -505,7 +486,7 @@ func (d *Dispatcher) deadLetter(ctx context.Context, s *subState, rm *pubsubpb.R
 	attrs[AttrSourceSubscription] = s.ID
 	attrs[AttrSourceSubscriptionProject] = d.project
 	attrs[AttrSourceTopicPublishTime] = pm.PublishTime.AsTime().UTC().Format(PublishTimeLayout)
-	attrs[AttrSourceDeliveryError] = truncate(oneLine(cause.Error()), 1000)
+	attrs[AttrSourceDeliveryError] = deadletter.AttributeValue(cause.Error())
 	out := &pubsubpb.PubsubMessage{Data: pm.Data, Attributes: attrs, OrderingKey: pm.OrderingKey}
 	for try := 1; ; try++ {
 		_, err := d.cfg.Client.TopicAdminClient.Publish(ctx, &pubsubpb.PublishRequest{
