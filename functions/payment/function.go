@@ -110,13 +110,7 @@ func newHandler(ctx context.Context, deps *app.Deps, gw Gateway, cfg handler.Con
 	if err := Migrate(ctx, deps.DB); err != nil {
 		return nil, fmt.Errorf("migrate payments: %w", err)
 	}
-	svc := &Service{DB: deps.DB, Gateway: gw, Logger: deps.Logger}
-	if deps.Relay != nil {
-		svc.Publish = func(ctx context.Context, ids ...int64) error {
-			_, err := deps.Relay.PublishAfterCommit(ctx, ids...)
-			return err
-		}
-	}
+	svc := &Service{DB: deps.DB, Gateway: gw, Logger: deps.Logger, Publish: deps.PublishAfterCommit}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = HandlerTimeout
 	}

@@ -93,6 +93,17 @@ func (d *Deps) Close() {
 	d.closers = nil
 }
 
+// PublishAfterCommit publishes the outbox rows ids right after their
+// transaction committed, through the relay's per-key ordering rules. Without
+// a relay (no Pub/Sub) it does nothing and the rows wait for one.
+func (d *Deps) PublishAfterCommit(ctx context.Context, ids ...int64) error {
+	if d.Relay == nil {
+		return nil
+	}
+	_, err := d.Relay.PublishAfterCommit(ctx, ids...)
+	return err
+}
+
 // LeaseDuration is the default lease of lease-mode idempotency: longer
 // than any single attempt of the function (its timeout), so a live holder
 // keeps it. IDEMPOTENCY_LEASE overrides it (Env.Lease).
@@ -125,14 +136,7 @@ func (d *Deps) Handler(fn handler.Func, mode string, cfg handler.Config) (*handl
 			idem = append(idem, handler.Lease(cfg.Consumer, d.Idempotency, lease, nil))
 			break
 		}
-		var publish func(ctx context.Context, ids ...int64) error
-		if d.Relay != nil {
-			publish = func(ctx context.Context, ids ...int64) error {
-				_, err := d.Relay.PublishAfterCommit(ctx, ids...)
-				return err
-			}
-		}
-		idem = append(idem, handler.Transactional(cfg.Consumer, d.Idempotency, nil, publish, cfg.Logger))
+		idem = append(idem, handler.Transactional(cfg.Consumer, d.Idempotency, nil, d.PublishAfterCommit, cfg.Logger))
 	default:
 		return nil, fmt.Errorf("app: unknown idempotency mode %q", mode)
 	}
