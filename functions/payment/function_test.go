@@ -3,26 +3,15 @@ package payment
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2"
-	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
-	"cloud.google.com/go/pubsub/v2/pstest"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"google.golang.org/api/option"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"example.com/platform/shared/app"
 	"example.com/platform/shared/events"
@@ -37,11 +26,29 @@ import (
 
 // TestThroughTheFramework serves the registered function with
 // functions-framework-go, configured only through the environment, the way
-// Cloud Run runs it. The lazy handler is built once per test binary, so
-// this is the only test that sends requests through the framework.
+// Cloud Run runs it. The framework's server lives as long as the test
+// binary; lazy.Reset makes the first request of each run build the
+// handler from this run's environment.
 func TestThroughTheFramework(t *testing.T) {
-	fx := frameworkFixture(t)
-	ps, gw, dbURL := fx.pubsub, fx.gw, fx.dbURL
+	ps := pubsubtest.New(t)
+	for _, tp := range topics {
+		ps.CreateTopic(t, tp)
+	}
+	gw := fakegateway.NewServer(t, fakegateway.Config{APIKey: "e2e-key"})
+	dbURL := pgtest.NewDatabase(t)
+	for k, v := range map[string]string{
+		"PUBSUB_EMULATOR_HOST": ps.Server.Addr,
+		app.EnvFunction:        "payment",
+		app.EnvProject:         pubsubtest.Project,
+		app.EnvDatabaseURL:     dbURL,
+		EnvGatewayURL:          gw.URL,
+		EnvGatewayAPIKey:       "e2e-key",
+		EnvGatewayTimeout:      "2s",
+		app.EnvLogLevel:        "error",
+	} {
+		t.Setenv(k, v)
+	}
+	lazy.Reset()
 	fnURL := fftest.Start(t, EntryPoint)
 
 	// The first request builds the handler (and migrates the database);
@@ -168,113 +175,4 @@ func countByID(ms []messagingMessage, id string) int {
 		}
 	}
 	return n
-}
-
-// fixture is what the framework-served function is configured with. The
-// lazy handler is built once per test binary, so the fixture lives as long
-// as the binary (closed by TestMain), and TestThroughTheFramework can run
-// again under -count.
-type fixture struct {
-	pubsub *pubsubtest.Fake
-	gw     *fakegateway.Server
-	dbURL  string
-	close  []func()
-}
-
-var (
-	fxOnce sync.Once
-	fx     *fixture
-	fxErr  error
-)
-
-func frameworkFixture(t *testing.T) *fixture {
-	t.Helper()
-	fxOnce.Do(func() { fx, fxErr = newFixture() })
-	if fxErr != nil {
-		t.Fatal(fxErr)
-	}
-	return fx
-}
-
-func newFixture() (_ *fixture, err error) {
-	f := &fixture{}
-	defer func() {
-		if err != nil {
-			f.Close()
-		}
-	}()
-	srv := pstest.NewServer()
-	f.close = append(f.close, func() { srv.Close() })
-	conn, err := grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, err
-	}
-	f.close = append(f.close, func() { conn.Close() })
-	client, err := pubsub.NewClient(context.Background(), pubsubtest.Project, option.WithGRPCConn(conn))
-	if err != nil {
-		return nil, err
-	}
-	f.close = append(f.close, func() { client.Close() })
-	f.pubsub = &pubsubtest.Fake{Server: srv, Client: client}
-	for _, tp := range topics {
-		if _, err := client.TopicAdminClient.CreateTopic(context.Background(), &pubsubpb.Topic{Name: pubsubtest.TopicName(tp)}); err != nil {
-			return nil, fmt.Errorf("create topic %s: %w", tp, err)
-		}
-	}
-
-	cluster, err := pgtest.Start()
-	if err != nil {
-		return nil, err
-	}
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, cluster.AdminURL)
-	if err != nil {
-		return nil, err
-	}
-	defer admin.Close(ctx)
-	name := fmt.Sprintf("payment_fftest_%d", os.Getpid())
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return nil, err
-	}
-	f.close = append(f.close, func() {
-		if a, err := pgx.Connect(ctx, cluster.AdminURL); err == nil {
-			a.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			a.Close(ctx)
-		}
-	})
-	// The same rule as pgtest: a URL gets the database as its path, a
-	// key=value string a dbname.
-	if u, err := url.Parse(cluster.AdminURL); err == nil && u.Scheme != "" {
-		u.Path = "/" + name
-		f.dbURL = u.String()
-	} else {
-		f.dbURL = cluster.AdminURL + " dbname=" + name
-	}
-
-	g := fakegateway.New(fakegateway.Config{APIKey: "e2e-key"})
-	hs := httptest.NewServer(g)
-	f.close = append(f.close, func() { g.Close(); hs.Close() })
-	f.gw = &fakegateway.Server{Gateway: g, URL: hs.URL}
-
-	for k, v := range map[string]string{
-		"PUBSUB_EMULATOR_HOST": srv.Addr,
-		app.EnvFunction:        "payment",
-		app.EnvProject:         pubsubtest.Project,
-		app.EnvDatabaseURL:     f.dbURL,
-		EnvGatewayURL:          hs.URL,
-		EnvGatewayAPIKey:       "e2e-key",
-		EnvGatewayTimeout:      "2s",
-		app.EnvLogLevel:        "error",
-	} {
-		os.Setenv(k, v)
-	}
-	return f, nil
-}
-
-// Close releases the fixture, newest first.
-func (f *fixture) Close() {
-	for i := len(f.close) - 1; i >= 0; i-- {
-		f.close[i]()
-	}
-	f.close = nil
 }

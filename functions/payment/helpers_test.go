@@ -39,21 +39,7 @@ func serve(t *testing.T, h http.Handler) string {
 	return srv.URL
 }
 
-func TestMain(m *testing.M) {
-	os.Exit(pgtest.Main(runClosingFixture{m}))
-}
-
-// runClosingFixture closes the framework test's fixture after the tests and
-// before pgtest stops the cluster.
-type runClosingFixture struct{ m *testing.M }
-
-func (r runClosingFixture) Run() int {
-	code := r.m.Run()
-	if fx != nil {
-		fx.Close()
-	}
-	return code
-}
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // Topics the function publishes to, and its dead-letter topic.
 var topics = []string{"payment.processed", "payment.failed", "payment.dlq"}

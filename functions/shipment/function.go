@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
-	"sync/atomic"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -38,19 +37,13 @@ var needs = app.Needs{
 	}},
 }
 
-// serving is what the framework calls: a Lazy that builds the handler from
-// the environment on the first request, so importing the package (tests,
-// the framework's registration) dials nothing. Tests that change the
-// environment store a fresh one (newLazy) to rebuild from it.
-var serving atomic.Pointer[app.Lazy]
-
-func newLazy() *app.Lazy {
-	return app.NewLazy(func(ctx context.Context) (http.Handler, error) { return build(ctx, nil) }, nil)
-}
+// lazy is what the framework calls: it builds the handler from the
+// environment on the first request, so importing the package (tests, the
+// framework's registration) dials nothing.
+var lazy = app.NewLazy(func(ctx context.Context) (http.Handler, error) { return build(ctx, nil) }, nil)
 
 func init() {
-	serving.Store(newLazy())
-	functions.HTTP(EntryPoint, func(w http.ResponseWriter, r *http.Request) { serving.Load().ServeHTTP(w, r) })
+	functions.HTTP(EntryPoint, lazy.ServeHTTP)
 }
 
 // build reads the configuration from getenv (os.Getenv when nil), connects

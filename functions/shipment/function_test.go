@@ -673,7 +673,7 @@ func TestThroughFunctionsFramework(t *testing.T) {
 	t.Setenv("LOG_LEVEL", "error")
 	// Rebuild from this environment (a previous run of this test, with
 	// -count, built the handler on a database that is gone now).
-	serving.Store(newLazy())
+	lazy.Reset()
 	url := fftest.Start(t, EntryPoint)
 	e := &env{pool: pool, fake: fake, url: url}
 

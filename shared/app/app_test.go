@@ -103,4 +103,9 @@ func TestLazyRemembersConfigErrorsAndRetriesOthers(t *testing.T) {
 	if calls != 1 {
 		t.Fatalf("config error rebuilt %d times", calls)
 	}
+	bad.Reset()
+	bad.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", nil))
+	if calls != 2 {
+		t.Fatalf("Reset did not rebuild: %d builds", calls)
+	}
 }

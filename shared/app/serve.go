@@ -55,6 +55,17 @@ func (l *Lazy) Handler(ctx context.Context) (http.Handler, error) {
 	return h, nil
 }
 
+// Reset forgets the built handler (and a remembered configuration error),
+// so the next request builds again from the environment as it is then. It
+// exists for tests that serve a registered function more than once with
+// different environments; the old handler's connections are not closed.
+func (l *Lazy) Reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.h, l.cfgErr = nil, nil
+	l.logOnce = sync.Once{}
+}
+
 // ServeHTTP implements http.Handler.
 func (l *Lazy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h, err := l.Handler(r.Context())
