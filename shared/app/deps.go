@@ -15,7 +15,7 @@ import (
 	"example.com/platform/shared/idempotency"
 	"example.com/platform/shared/manifest"
 	"example.com/platform/shared/messaging"
-	"example.com/platform/shared/orders"
+	"example.com/platform/shared/domain/orders"
 	"example.com/platform/shared/outbox"
 )
 

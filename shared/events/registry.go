@@ -2,32 +2,46 @@ package events
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"example.com/platform/shared/retry"
 )
 
-// Event types. The suffix is the payload's schema version: a breaking
-// change to a payload is a new type (…v2) published alongside the old one
-// until every consumer has moved.
-const (
-	TypeOrderCreated       = "com.example.orders.order.created.v1"
-	TypePaymentProcessed   = "com.example.payments.payment.processed.v1"
-	TypePaymentFailed      = "com.example.payments.payment.failed.v1"
-	TypeShipmentDispatched = "com.example.shipping.shipment.dispatched.v1"
-)
+// DefaultSchemaBase prefixes the dataschema URI of a type registered
+// without one: DefaultSchemaBase + type + ".json". A fork passes its own
+// base as Register's last argument.
+const DefaultSchemaBase = "https://example.com/schemas/events/"
 
-// SchemaBase prefixes every event's dataschema URI:
-// SchemaBase + type + ".json". A fork replaces it with its own.
-const SchemaBase = "https://example.com/schemas/events/"
+// ErrInvalidPayload is matched (errors.Is) by every validation error.
+var ErrInvalidPayload = errors.New("invalid payload")
+
+// ValidationError lists every problem found in one payload, each as
+// "field: problem", so a dead-lettered event says exactly what was wrong.
+// Payload types return it from Validate.
+type ValidationError struct {
+	Payload  string   // Go type name, e.g. "OrderCreated"
+	Problems []string // "items[1].quantity: must be between 1 and 10000, got 0"
+}
+
+func (e *ValidationError) Error() string {
+	return "invalid " + e.Payload + ": " + strings.Join(e.Problems, "; ")
+}
+
+// Is reports whether target is ErrInvalidPayload.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalidPayload }
 
 // Payload is the typed data of one domain event. Implementations are value
 // types, immutable once published.
 type Payload interface {
-	// EventType is the versioned CloudEvents type, e.g. TypeOrderCreated.
+	// EventType is the versioned CloudEvents type, e.g.
+	// "com.example.orders.order.created.v1".
 	EventType() string
 	// AggregateID is the id of the aggregate the event is about: it becomes
 	// the CloudEvents subject and the Pub/Sub ordering key.
@@ -49,25 +63,43 @@ type TypeInfo struct {
 	// DataSchema is the dataschema URI written on every event of the type.
 	DataSchema string
 
+	goType reflect.Type
 	decode func(data []byte) (Payload, error)
 }
 
-// registry is the one place event types are declared: to add a type, write
-// its payload struct (with the Payload methods) and add a line here and
-// its type to the topic's event_types in topics.yaml (a test checks they
-// agree).
-var registry = []TypeInfo{
-	register[OrderCreated](TypeOrderCreated, "order.created"),
-	register[PaymentProcessed](TypePaymentProcessed, "payment.processed"),
-	register[PaymentFailed](TypePaymentFailed, "payment.failed"),
-	register[ShipmentDispatched](TypeShipmentDispatched, "shipment.dispatched"),
-}
+// registry holds the registered types, keyed by type. Domain packages fill
+// it from their init functions (see Register); it is read-only afterwards.
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]TypeInfo{}
+)
 
-func register[T Payload](typ, topic string) TypeInfo {
-	return TypeInfo{
+// Register declares the event type typ, whose data is a T, published to
+// topic (a key of topics.yaml). A domain package calls it from init for
+// each of its types, so every program that imports the package can encode
+// and decode them; the kernel itself knows no type. The type's dataschema
+// is DefaultSchemaBase + typ + ".json" unless schemaBase is given.
+//
+// Register panics when typ or topic is empty, when typ does not end in a
+// version segment (".v1"), or when typ is already registered with another
+// payload type: each is a programming error found at start-up.
+func Register[T Payload](typ, topic string, schemaBase ...string) TypeInfo {
+	if typ == "" || topic == "" {
+		panic("events.Register: empty type or topic")
+	}
+	if _, v := splitVersion(typ); v == "" {
+		panic(fmt.Sprintf("events.Register: type %q has no version suffix such as .v1", typ))
+	}
+	base := DefaultSchemaBase
+	if len(schemaBase) > 0 && schemaBase[0] != "" {
+		base = schemaBase[0]
+	}
+	var zero T
+	ti := TypeInfo{
 		Type:       typ,
 		Topic:      topic,
-		DataSchema: SchemaBase + typ + ".json",
+		DataSchema: base + typ + ".json",
+		goType:     reflect.TypeOf(zero),
 		decode: func(data []byte) (Payload, error) {
 			var p T
 			if err := json.Unmarshal(data, &p); err != nil {
@@ -76,19 +108,31 @@ func register[T Payload](typ, topic string) TypeInfo {
 			return p, nil
 		},
 	}
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if old, ok := registry[typ]; ok {
+		if old.goType != ti.goType || old.Topic != topic {
+			panic(fmt.Sprintf("events.Register: type %q registered twice (%v on %s, then %v on %s)", typ, old.goType, old.Topic, ti.goType, topic))
+		}
+		return old
+	}
+	registry[typ] = ti
+	return ti
 }
 
-// Types returns every registered event type.
-func Types() []TypeInfo { return slices.Clone(registry) }
+// Types returns every registered event type, sorted by type.
+func Types() []TypeInfo {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	return slices.SortedFunc(maps.Values(registry), func(a, b TypeInfo) int { return strings.Compare(a.Type, b.Type) })
+}
 
 // Lookup returns the registration of a versioned event type.
 func Lookup(typ string) (TypeInfo, bool) {
-	for _, ti := range registry {
-		if ti.Type == typ {
-			return ti, true
-		}
-	}
-	return TypeInfo{}, false
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	ti, ok := registry[typ]
+	return ti, ok
 }
 
 // TopicFor returns the topic id an event type is published to.
@@ -111,7 +155,7 @@ func lookupKnown(typ string) (TypeInfo, error) {
 	}
 	base, version := splitVersion(typ)
 	var supported []string
-	for _, ti := range registry {
+	for _, ti := range Types() {
 		if b, v := splitVersion(ti.Type); b == base && v != "" {
 			supported = append(supported, v)
 		}

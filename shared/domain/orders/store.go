@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"example.com/platform/shared/events"
+	"example.com/platform/shared/domain"
 	"example.com/platform/shared/postgres"
 	"example.com/platform/shared/retry"
 )
@@ -26,12 +26,12 @@ var (
 )
 
 // NewOrder is an order to create. The caller validates the business rules
-// (events.OrderCreated.Validate); Create only checks what the schema needs.
+// (domain.OrderCreated.Validate); Create only checks what the schema needs.
 type NewOrder struct {
 	ID         string // canonical UUID, chosen by the caller
 	CustomerID string
 	Currency   string
-	Items      []events.LineItem
+	Items      []domain.LineItem
 	Total      int64
 	// CreatedAt is stored with PostgreSQL's microsecond precision; pass a
 	// value truncated to microseconds (Truncate(time.Microsecond)) so the
@@ -52,7 +52,7 @@ type Order struct {
 	ID         string
 	CustomerID string
 	Currency   string
-	Items      []events.LineItem
+	Items      []domain.LineItem
 	Total      int64
 	Status     Status
 	CreatedAt  time.Time // UTC

@@ -1,4 +1,4 @@
-package events
+package domain
 
 // currencies is the set of active ISO 4217 alphabetic codes accepted in
 // payloads (funds codes and precious metals excluded). Amounts are always

@@ -11,8 +11,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"example.com/platform/shared/events"
-	"example.com/platform/shared/orders"
+	"example.com/platform/shared/domain"
+	"example.com/platform/shared/domain/orders"
 	"example.com/platform/shared/retry"
 	"example.com/platform/shared/testing/pgtest"
 )
@@ -31,7 +31,7 @@ func newOrder(key string, hash string) orders.NewOrder {
 		ID:         uuid.NewString(),
 		CustomerID: "cust-1",
 		Currency:   "EUR",
-		Items:      []events.LineItem{{SKU: "A-1", Quantity: 2, UnitPrice: 150}, {SKU: "B-2", Quantity: 1, UnitPrice: 0}},
+		Items:      []domain.LineItem{{SKU: "A-1", Quantity: 2, UnitPrice: 150}, {SKU: "B-2", Quantity: 1, UnitPrice: 0}},
 		Total:      300,
 		CreatedAt:  time.Date(2026, 5, 1, 12, 30, 45, 123456789, time.FixedZone("x", 3600)),
 		EventID:    uuid.NewString(),

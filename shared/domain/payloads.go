@@ -1,13 +1,14 @@
-package events
+package domain
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
+
+	"example.com/platform/shared/events"
 )
 
 // Limits enforced by the payloads' Validate methods.
@@ -17,23 +18,6 @@ const (
 	MaxTextLength  = 256
 	MaxReasonBytes = 1024
 )
-
-// ErrInvalidPayload is matched (errors.Is) by every validation error.
-var ErrInvalidPayload = errors.New("invalid payload")
-
-// ValidationError lists every problem found in one payload, each as
-// "field: problem", so a dead-lettered event says exactly what was wrong.
-type ValidationError struct {
-	Payload  string   // Go type name, e.g. "OrderCreated"
-	Problems []string // "items[1].quantity: must be between 1 and 10000, got 0"
-}
-
-func (e *ValidationError) Error() string {
-	return "invalid " + e.Payload + ": " + strings.Join(e.Problems, "; ")
-}
-
-// Is reports whether target is ErrInvalidPayload.
-func (e *ValidationError) Is(target error) bool { return target == ErrInvalidPayload }
 
 type checker struct {
 	payload  string
@@ -48,7 +32,7 @@ func (c *checker) err() error {
 	if len(c.problems) == 0 {
 		return nil
 	}
-	return &ValidationError{Payload: c.payload, Problems: c.problems}
+	return &events.ValidationError{Payload: c.payload, Problems: c.problems}
 }
 
 func (c *checker) uuid(field, v string) {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"example.com/platform/shared/testing/fakegateway"
+	"example.com/platform/shared/domain/fakegateway"
 )
 
 type answer struct {

@@ -1,0 +1,38 @@
+// Package domain is the reference domain's event contract: the payloads of
+// the orders, payments and shipments events and their registration with the
+// kernel's CloudEvents codec (package events). Importing it registers every
+// type below; the kernel packages never import it.
+//
+// A fork that replaces the reference services deletes this folder (with
+// functions/ordersapi, payment and shipment) and writes its own package
+// like it: payload structs implementing events.Payload, and one
+// events.Register call per type and version in init. See "Adding an event
+// type" in the README.
+package domain
+
+import "example.com/platform/shared/events"
+
+// Event types. The suffix is the payload's schema version: a breaking
+// change to a payload is a new type (…v2) published alongside the old one
+// until every consumer has moved.
+const (
+	TypeOrderCreated       = "com.example.orders.order.created.v1"
+	TypePaymentProcessed   = "com.example.payments.payment.processed.v1"
+	TypePaymentFailed      = "com.example.payments.payment.failed.v1"
+	TypeShipmentDispatched = "com.example.shipping.shipment.dispatched.v1"
+)
+
+// Topics of the reference domain (keys of topics.yaml).
+const (
+	TopicOrderCreated       = "order.created"
+	TopicPaymentProcessed   = "payment.processed"
+	TopicPaymentFailed      = "payment.failed"
+	TopicShipmentDispatched = "shipment.dispatched"
+)
+
+func init() {
+	events.Register[OrderCreated](TypeOrderCreated, TopicOrderCreated)
+	events.Register[PaymentProcessed](TypePaymentProcessed, TopicPaymentProcessed)
+	events.Register[PaymentFailed](TypePaymentFailed, TopicPaymentFailed)
+	events.Register[ShipmentDispatched](TypeShipmentDispatched, TopicShipmentDispatched)
+}
