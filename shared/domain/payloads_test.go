@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"example.com/platform/shared/events"
 )
 
 func TestPayloadsValid(t *testing.T) {
@@ -20,17 +22,21 @@ func TestPayloadsValid(t *testing.T) {
 }
 
 func TestPayloadValidation(t *testing.T) {
-	oc := func(f func(*OrderCreated)) Payload { p := validOrderCreated(); f(&p); return p }
-	pp := func(f func(*PaymentProcessed)) Payload { p := validPayloads()[1].(PaymentProcessed); f(&p); return p }
-	pf := func(f func(*PaymentFailed)) Payload { p := validPayloads()[2].(PaymentFailed); f(&p); return p }
-	sd := func(f func(*ShipmentDispatched)) Payload {
+	oc := func(f func(*OrderCreated)) events.Payload { p := validOrderCreated(); f(&p); return p }
+	pp := func(f func(*PaymentProcessed)) events.Payload {
+		p := validPayloads()[1].(PaymentProcessed)
+		f(&p)
+		return p
+	}
+	pf := func(f func(*PaymentFailed)) events.Payload { p := validPayloads()[2].(PaymentFailed); f(&p); return p }
+	sd := func(f func(*ShipmentDispatched)) events.Payload {
 		p := validPayloads()[3].(ShipmentDispatched)
 		f(&p)
 		return p
 	}
 	tests := []struct {
 		name string
-		p    Payload
+		p    events.Payload
 		want string
 	}{
 		{"order id not a UUID", oc(func(p *OrderCreated) { p.OrderID = "order-1" }),
@@ -92,7 +98,7 @@ func TestPayloadValidation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.p.Validate()
-			if err == nil || !errors.Is(err, ErrInvalidPayload) || !strings.Contains(err.Error(), tt.want) {
+			if err == nil || !errors.Is(err, events.ErrInvalidPayload) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Validate() = %v, want error containing %q", err, tt.want)
 			}
 		})

@@ -4,21 +4,20 @@
 //
 // # Types and topics
 //
-// Every event type is versioned in its name and published to one topic
-// (topics.yaml lists the same pairs; a test checks they agree):
+// The kernel knows no event type. A domain package declares each of its
+// types in init with Register: a versioned type name, the Go payload type
+// (implementing Payload) and the one topic (a key of topics.yaml) it is
+// published to. Every program importing the domain package can then encode
+// and decode its events; Types, Lookup and TopicFor read the registry. The
+// reference domain is package example.com/platform/shared/domain (whose
+// tests check its registrations against topics.yaml); the kernel's own
+// tests use package eventstest.
 //
-//	com.example.orders.order.created.v1          order.created        OrderCreated
-//	com.example.payments.payment.processed.v1    payment.processed    PaymentProcessed
-//	com.example.payments.payment.failed.v1       payment.failed       PaymentFailed
-//	com.example.shipping.shipment.dispatched.v1  shipment.dispatched  ShipmentDispatched
-//
-// The registry in registry.go is the one place a type is declared. A
-// breaking payload change is a new type (….v2): consumers reject versions
-// they do not know as permanent errors instead of misreading them.
-// Payloads carry money as int64 minor units with an ISO 4217 code, ids as
-// canonical UUIDs (customer ids and external references as opaque text),
-// and RFC 3339 timestamps. A declined payment is a PaymentFailed event, a
-// business outcome, not an error.
+// A breaking payload change is a new type (….v2): consumers reject versions
+// they do not know as permanent errors instead of misreading them. A
+// payload's Validate reports every problem as a *ValidationError (matching
+// ErrInvalidPayload), which New and the decoders return as permanent
+// errors.
 //
 // # On the wire (Pub/Sub, binary mode)
 //
@@ -27,16 +26,16 @@
 //	attributes:
 //	  ce-specversion  1.0
 //	  ce-id           3f0c…  (UUID; unique per event, stable across redelivery)
-//	  ce-source       //example.com/orders-api
-//	  ce-type         com.example.orders.order.created.v1
-//	  ce-subject      <order id>            (the aggregate id)
+//	  ce-source       //example.com/<producer>
+//	  ce-type         <registered type>, e.g. com.example.test.thing.created.v1
+//	  ce-subject      <aggregate id>        (Payload.AggregateID)
 //	  ce-time         2026-05-01T12:30:45.123456789Z
 //	  ce-dataschema   https://example.com/schemas/events/<type>.json
 //	  ce-<ext>        any extension, e.g. ce-traceparent
 //	  Content-Type    application/json
 //	  traceparent     00-<trace>-<span>-01  (when the context carries a trace)
 //	  tracestate      …                     (when it has one)
-//	data:         the payload as JSON, e.g. {"order_id":"…","items":[…],…}
+//	data:         the payload as JSON, e.g. {"thing_id":"…","name":"…",…}
 //	ordering key: the subject
 //
 // The trace is written twice on purpose: as the plain "traceparent"

@@ -1,4 +1,4 @@
-package events
+package events_test
 
 import (
 	"bytes"
@@ -10,14 +10,16 @@ import (
 	"strings"
 	"testing"
 
+	"example.com/platform/shared/events"
+	"example.com/platform/shared/events/eventstest"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/retry"
 )
 
-// validMessage returns a fresh encoded OrderCreated message.
+// validMessage returns a fresh encoded Created message (with parts).
 func validMessage(t testing.TB) messaging.Message {
 	t.Helper()
-	_, m, err := NewMessage(context.Background(), testSource, validOrderCreated())
+	_, m, err := events.NewMessage(context.Background(), testSource, validCreated())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,26 +33,26 @@ func TestDecodeRequestPermanentErrors(t *testing.T) {
 		maxBody int64
 		want    string
 	}{
-		{name: "unknown type", mutate: func(m *messaging.Message) { m.Attributes["ce-type"] = "com.example.orders.order.cancelled.v1" },
-			want: `unknown event type "com.example.orders.order.cancelled.v1"`},
-		{name: "unsupported version", mutate: func(m *messaging.Message) { m.Attributes["ce-type"] = "com.example.orders.order.created.v2" },
-			want: "unsupported version v2 of event type com.example.orders.order.created (supported: v1)"},
-		{name: "unversioned type", mutate: func(m *messaging.Message) { m.Attributes["ce-type"] = "com.example.orders.order.created" },
-			want: `unknown event type "com.example.orders.order.created"`},
-		{name: "malformed JSON", mutate: func(m *messaging.Message) { m.Data = []byte(`{"order_id":`) },
-			want: "malformed JSON data for com.example.orders.order.created.v1: unexpected end of JSON input"},
+		{name: "unknown type", mutate: func(m *messaging.Message) { m.Attributes["ce-type"] = "com.example.test.thing.deleted.v1" },
+			want: `unknown event type "com.example.test.thing.deleted.v1"`},
+		{name: "unsupported version", mutate: func(m *messaging.Message) { m.Attributes["ce-type"] = "com.example.test.thing.created.v2" },
+			want: "unsupported version v2 of event type com.example.test.thing.created (supported: v1)"},
+		{name: "unversioned type", mutate: func(m *messaging.Message) { m.Attributes["ce-type"] = "com.example.test.thing.created" },
+			want: `unknown event type "com.example.test.thing.created"`},
+		{name: "malformed JSON", mutate: func(m *messaging.Message) { m.Data = []byte(`{"thing_id":`) },
+			want: "malformed JSON data for " + eventstest.TypeCreated + ": unexpected end of JSON input"},
 		{name: "wrong JSON field type", mutate: func(m *messaging.Message) {
 			m.Data = bytes.Replace(m.Data, []byte(`"quantity":2`), []byte(`"quantity":"2"`), 1)
-		}, want: "cannot unmarshal string into Go struct field LineItem.items.quantity of type int64"},
+		}, want: "cannot unmarshal string into Go struct field Part.parts.quantity of type int64"},
 		{name: "empty data", mutate: func(m *messaging.Message) { m.Data = nil },
-			want: "event com.example.orders.order.created.v1 has no data"},
+			want: "event " + eventstest.TypeCreated + " has no data"},
 		{name: "missing payload field", mutate: func(m *messaging.Message) {
-			m.Data = bytes.Replace(m.Data, []byte(`"customer_id":"cust-42"`), []byte(`"customer_id":""`), 1)
-		}, want: "invalid OrderCreated: customer_id: is required"},
+			m.Data = bytes.Replace(m.Data, []byte(`"name":"widget"`), []byte(`"name":""`), 1)
+		}, want: "invalid Created: name: is required"},
 		{name: "JSON null data", mutate: func(m *messaging.Message) { m.Data = []byte("null") },
-			want: "invalid OrderCreated: order_id: is required; customer_id: is required; currency: is required"},
-		{name: "subject is not the aggregate", mutate: func(m *messaging.Message) { m.Attributes["ce-subject"] = paymentID },
-			want: `subject "` + paymentID + `" does not match the payload's aggregate id "` + orderID + `"`},
+			want: "invalid Created: thing_id: must be a non-nil UUID in canonical form; name: is required; at: is required"},
+		{name: "subject is not the aggregate", mutate: func(m *messaging.Message) { m.Attributes["ce-subject"] = otherID },
+			want: `subject "` + otherID + `" does not match the payload's aggregate id "` + thingID + `"`},
 		{name: "missing ce-id", mutate: func(m *messaging.Message) { delete(m.Attributes, "ce-id") },
 			want: "missing required CloudEvents attribute(s): ce-id"},
 		{name: "missing ce-source and ce-type", mutate: func(m *messaging.Message) {
@@ -87,13 +89,13 @@ func TestDecodeRequestPermanentErrors(t *testing.T) {
 		}, want: "malformed structured CloudEvent: unexpected end of JSON input"},
 		{name: "structured event without id", mutate: func(m *messaging.Message) {
 			m.Attributes = map[string]string{"Content-Type": "application/cloudevents+json"}
-			m.Data = []byte(`{"specversion":"1.0","source":"/x","type":"com.example.orders.order.created.v1"}`)
+			m.Data = []byte(`{"specversion":"1.0","source":"/x","type":"` + eventstest.TypeCreated + `"}`)
 		}, want: "missing required CloudEvents attribute(s): id"},
 		{name: "oversized body", maxBody: 64, want: "request body exceeds the 64-byte limit"},
 		{name: "invalid payload values", mutate: func(m *messaging.Message) {
-			m.Data = bytes.Replace(m.Data, []byte(`"currency":"EUR"`), []byte(`"currency":"eur"`), 1)
+			m.Data = bytes.Replace(m.Data, []byte(`"count":3`), []byte(`"count":-1`), 1)
 			m.Data = bytes.Replace(m.Data, []byte(`"quantity":2`), []byte(`"quantity":0`), 1)
-		}, want: `invalid OrderCreated: currency: unknown ISO 4217 currency code "eur"; items[0].quantity: must be between 1 and 10000, got 0`},
+		}, want: "invalid Created: count: must be between 0 and 1000; parts[0].quantity: must be between 1 and 100, got 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,7 +103,7 @@ func TestDecodeRequestPermanentErrors(t *testing.T) {
 			if tt.mutate != nil {
 				tt.mutate(&m)
 			}
-			in, err := DecodeRequest(noWrapperRequest(m, defaultMeta), tt.maxBody)
+			in, err := events.DecodeRequest(noWrapperRequest(m, defaultMeta), tt.maxBody)
 			assertPermanent(t, err, tt.want)
 			if in == nil {
 				t.Fatal("DecodeRequest returned a nil Incoming")
@@ -150,7 +152,7 @@ func TestDecodeRequestEventarcErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in, err := DecodeRequest(tt.req, 0)
+			in, err := events.DecodeRequest(tt.req, 0)
 			assertPermanent(t, err, tt.want)
 			if in == nil || len(in.Message.Data) == 0 {
 				t.Fatalf("incoming = %+v, want the raw message kept", in)
@@ -161,7 +163,7 @@ func TestDecodeRequestEventarcErrors(t *testing.T) {
 
 func TestDecodeRequestReadFailureIsTransient(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "/", failingReader{})
-	in, err := DecodeRequest(r, 0)
+	in, err := events.DecodeRequest(r, 0)
 	if !errors.Is(err, retry.ErrTransient) || !strings.Contains(err.Error(), "read body: connection reset") {
 		t.Fatalf("err = %v", err)
 	}

@@ -54,7 +54,7 @@ func WithExtension(name string, value any) Option {
 
 // New builds a CloudEvent from a validated payload: specversion 1.0,
 // id = random UUID, the given source (a URI-reference naming the producer,
-// e.g. "//example.com/orders-api"), type = p.EventType(), subject =
+// e.g. "//example.com/my-service"), type = p.EventType(), subject =
 // p.AggregateID(), time = p.OccurredAt(), dataschema from the registry,
 // datacontenttype application/json and the payload as JSON data.
 // Errors (unregistered type, invalid payload) are permanent.

@@ -1,4 +1,4 @@
-package events
+package events_test
 
 import (
 	"bufio"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"example.com/platform/shared/events"
+	"example.com/platform/shared/events/eventstest"
 	"example.com/platform/shared/retry"
 )
 
@@ -44,7 +46,7 @@ func parseHeaderBlob(s string) http.Header {
 // `go test -fuzz=FuzzDecodeRequest ./events` explores further.
 func FuzzDecodeRequest(f *testing.F) {
 	const maxBody = 4096
-	_, m, err := NewMessage(context.Background(), testSource, validOrderCreated())
+	_, m, err := events.NewMessage(context.Background(), testSource, validCreated())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -59,13 +61,13 @@ func FuzzDecodeRequest(f *testing.F) {
 	add(eventarcBinaryRequest(f, m))
 	add(eventarcStructuredRequest(f, m))
 	for _, p := range validPayloads()[1:] {
-		_, pm, err := NewMessage(context.Background(), testSource, p)
+		_, pm, err := events.NewMessage(context.Background(), testSource, p)
 		if err != nil {
 			f.Fatal(err)
 		}
 		add(noWrapperRequest(pm, defaultMeta))
 	}
-	f.Add([]byte(`{"specversion":"1.0","id":"1","source":"/s","type":"com.example.orders.order.created.v1","data":null}`),
+	f.Add([]byte(`{"specversion":"1.0","id":"1","source":"/s","type":"`+eventstest.TypeCreated+`","data":null}`),
 		"Content-Type: application/cloudevents+json")
 	f.Add([]byte(`{"message":{"data":"e30=","attributes":{"ce-specversion":"1.0"}}}`),
 		"Ce-Specversion: 1.0\nCe-Id: 1\nCe-Source: /s\nCe-Type: google.cloud.pubsub.topic.v1.messagePublished")
@@ -76,12 +78,12 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, headers string) {
 		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
 		r.Header = parseHeaderBlob(headers)
-		in, err := DecodeRequest(r, maxBody)
+		in, err := events.DecodeRequest(r, maxBody)
 		if in == nil {
 			t.Fatal("nil Incoming")
 		}
 		keep := body // kept whole even when over maxBody, for the dead-letter copy
-		if in.Event.Type() != MessagePublishedType && !isEnvelope(r.Header, body) && !bytes.Equal(in.Message.Data, keep) {
+		if in.Event.Type() != events.MessagePublishedType && !isEnvelope(r.Header, body) && !bytes.Equal(in.Message.Data, keep) {
 			t.Fatalf("message data = %q, want the body %q", in.Message.Data, keep)
 		}
 		if in.Message.Attributes == nil {
@@ -105,6 +107,6 @@ func FuzzDecodeRequest(f *testing.F) {
 // isEnvelope reports whether the request was an Eventarc envelope that
 // DecodeRequest unwrapped (its Message is then the inner message).
 func isEnvelope(h http.Header, body []byte) bool {
-	return strings.EqualFold(h.Get("Ce-Type"), MessagePublishedType) ||
-		bytes.Contains(body, []byte(MessagePublishedType))
+	return strings.EqualFold(h.Get("Ce-Type"), events.MessagePublishedType) ||
+		bytes.Contains(body, []byte(events.MessagePublishedType))
 }

@@ -1,4 +1,4 @@
-package events
+package events_test
 
 import (
 	"bytes"
@@ -6,40 +6,41 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
+	"example.com/platform/shared/events"
+	"example.com/platform/shared/events/eventstest"
 	"example.com/platform/shared/messaging"
 )
 
 const (
-	orderID    = "7f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c"
-	paymentID  = "0a1b2c3d-4e5f-4061-8273-8495a6b7c8d9"
-	shipmentID = "1b2c3d4e-5f60-4172-8384-95a6b7c8d9e0"
+	thingID    = "7f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c"
+	otherID    = "0a1b2c3d-4e5f-4061-8273-8495a6b7c8d9"
 	testSource = "//example.com/tests"
 )
 
-var t0 = time.Date(2026, 5, 1, 12, 30, 45, 123456789, time.UTC)
+var t0 = eventstest.T0
 
-func validOrderCreated() OrderCreated {
-	return OrderCreated{
-		OrderID:    orderID,
-		CustomerID: "cust-42",
-		Items: []LineItem{
-			{SKU: "SKU-1", Quantity: 2, UnitPrice: 1250},
-			{SKU: "SKU-2", Quantity: 1, UnitPrice: 999},
+// validCreated is a valid Created with nested parts, so the tests cover a
+// payload with a list of structs.
+func validCreated() eventstest.Created {
+	return eventstest.Created{
+		ThingID: thingID,
+		Name:    "widget",
+		Count:   3,
+		Parts: []eventstest.Part{
+			{Name: "bolt", Quantity: 2},
+			{Name: "nut", Quantity: 1},
 		},
-		Currency:  "EUR",
-		Total:     3499,
-		CreatedAt: t0,
+		At: t0,
 	}
 }
 
-func validPayloads() []Payload {
-	return []Payload{
-		validOrderCreated(),
-		PaymentProcessed{OrderID: orderID, PaymentID: paymentID, Amount: 3499, Currency: "EUR", GatewayReference: "gw_123", ProcessedAt: t0},
-		PaymentFailed{OrderID: orderID, Reason: "card_declined", DeclineCode: "insufficient_funds", Amount: 3499, Currency: "EUR", FailedAt: t0},
-		ShipmentDispatched{OrderID: orderID, ShipmentID: shipmentID, Carrier: "DHL", TrackingNumber: "JD0123456789", DispatchedAt: t0},
+// validPayloads returns one valid payload of every type eventstest
+// registers, all about the same thing (thingID) at t0.
+func validPayloads() []events.Payload {
+	return []events.Payload{
+		validCreated(),
+		eventstest.Done{ThingID: thingID, At: t0},
 	}
 }
 
@@ -86,8 +87,8 @@ func noWrapperRequest(m messaging.Message, meta pushMeta) *http.Request {
 // eventarcData is the messagePublished envelope for m.
 func eventarcData(t testing.TB, m messaging.Message) []byte {
 	t.Helper()
-	b, err := json.Marshal(MessagePublishedData{
-		Message: PubsubMessage{
+	b, err := json.Marshal(events.MessagePublishedData{
+		Message: events.PubsubMessage{
 			Data: m.Data, Attributes: m.Attributes, MessageID: defaultMeta.MessageID,
 			PublishTime: defaultMeta.PublishTime, OrderingKey: m.OrderingKey,
 		},
@@ -108,7 +109,7 @@ func eventarcBinaryRequest(t testing.TB, m messaging.Message) *http.Request {
 	r.Header.Set("Ce-Id", defaultMeta.MessageID)
 	r.Header.Set("Ce-Source", "//pubsub.googleapis.com/projects/p/topics/order.created")
 	r.Header.Set("Ce-Specversion", "1.0")
-	r.Header.Set("Ce-Type", MessagePublishedType)
+	r.Header.Set("Ce-Type", events.MessagePublishedType)
 	r.Header.Set("Ce-Time", defaultMeta.PublishTime)
 	r.Header.Set("Content-Type", "application/json; charset=utf-8")
 	r.Header.Set("Authorization", "Bearer x")
@@ -121,7 +122,7 @@ func eventarcStructuredRequest(t testing.TB, m messaging.Message) *http.Request 
 		"specversion":     "1.0",
 		"id":              defaultMeta.MessageID,
 		"source":          "//pubsub.googleapis.com/projects/p/topics/order.created",
-		"type":            MessagePublishedType,
+		"type":            events.MessagePublishedType,
 		"time":            defaultMeta.PublishTime,
 		"datacontenttype": "application/json",
 		"data":            json.RawMessage(eventarcData(t, m)),

@@ -26,8 +26,8 @@ var ErrInvalidPayload = errors.New("invalid payload")
 // "field: problem", so a dead-lettered event says exactly what was wrong.
 // Payload types return it from Validate.
 type ValidationError struct {
-	Payload  string   // Go type name, e.g. "OrderCreated"
-	Problems []string // "items[1].quantity: must be between 1 and 10000, got 0"
+	Payload  string   // Go type name, e.g. "Created"
+	Problems []string // "parts[1].quantity: must be between 1 and 100, got 0"
 }
 
 func (e *ValidationError) Error() string {
@@ -41,7 +41,7 @@ func (e *ValidationError) Is(target error) bool { return target == ErrInvalidPay
 // types, immutable once published.
 type Payload interface {
 	// EventType is the versioned CloudEvents type, e.g.
-	// "com.example.orders.order.created.v1".
+	// "com.example.test.thing.created.v1".
 	EventType() string
 	// AggregateID is the id of the aggregate the event is about: it becomes
 	// the CloudEvents subject and the Pub/Sub ordering key.

@@ -10,6 +10,7 @@
 package eventstest
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -32,11 +33,19 @@ func init() {
 }
 
 // Created says a thing was created. Its aggregate is the thing (ThingID).
+// Parts is optional: it gives tests a nested shape (a list of structs).
 type Created struct {
 	ThingID string    `json:"thing_id"`
 	Name    string    `json:"name"`
 	Count   int64     `json:"count"`
+	Parts   []Part    `json:"parts,omitempty"`
 	At      time.Time `json:"at"`
+}
+
+// Part is one part of a Created thing.
+type Part struct {
+	Name     string `json:"name"`
+	Quantity int64  `json:"quantity"`
 }
 
 // EventType implements events.Payload.
@@ -49,7 +58,8 @@ func (c Created) AggregateID() string { return c.ThingID }
 func (c Created) OccurredAt() time.Time { return c.At }
 
 // Validate requires a canonical UUID thing id, a non-blank name of at most
-// 64 bytes, a count in 0..1000 and a time.
+// 64 bytes, a count in 0..1000, parts with a non-blank name and a quantity
+// in 1..100, and a time.
 func (c Created) Validate() error {
 	var problems []string
 	problems = checkID(problems, c.ThingID)
@@ -60,6 +70,14 @@ func (c Created) Validate() error {
 	}
 	if c.Count < 0 || c.Count > 1000 {
 		problems = append(problems, "count: must be between 0 and 1000")
+	}
+	for i, p := range c.Parts {
+		if strings.TrimSpace(p.Name) == "" {
+			problems = append(problems, fmt.Sprintf("parts[%d].name: is required", i))
+		}
+		if p.Quantity < 1 || p.Quantity > 100 {
+			problems = append(problems, fmt.Sprintf("parts[%d].quantity: must be between 1 and 100, got %d", i, p.Quantity))
+		}
 	}
 	if c.At.IsZero() {
 		problems = append(problems, "at: is required")

@@ -9,21 +9,18 @@ import (
 	"time"
 
 	"example.com/platform/shared/events"
+	"example.com/platform/shared/events/eventstest"
 	"example.com/platform/shared/messaging"
 )
 
 func TestBothShapesDecodeToTheMessageAndDelivery(t *testing.T) {
-	_, m, err := events.NewMessage(context.Background(), "//example.com/tests", events.OrderCreated{
-		OrderID: "7b0b7a3e-1a52-4d38-9a2c-3f5d0c1e2a10", CustomerID: "cust-1",
-		Items:    []events.LineItem{{SKU: "SKU-1", Quantity: 1, UnitPrice: 100}},
-		Currency: "EUR", Total: 100, CreatedAt: time.Now().UTC(),
-	})
+	_, m, err := events.NewMessage(context.Background(), "//example.com/tests", eventstest.NewCreated())
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := events.Delivery{Subscription: "projects/p/subscriptions/s", MessageID: "m-1", Attempt: 3,
 		PublishTime: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
-	for _, sh := range Shapes("projects/p/topics/order.created") {
+	for _, sh := range Shapes("projects/p/topics/" + eventstest.TopicCreated) {
 		in, err := events.DecodeRequest(sh.Request(t, "http://fn/", m, d), 0)
 		if err != nil {
 			t.Fatalf("%s: %v", sh.Name, err)
