@@ -2,10 +2,8 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -13,9 +11,7 @@ import (
 	"example.com/platform/shared/deadletter"
 	"example.com/platform/shared/handler"
 	"example.com/platform/shared/idempotency"
-	"example.com/platform/shared/manifest"
 	"example.com/platform/shared/messaging"
-	"example.com/platform/shared/domain/orders"
 	"example.com/platform/shared/outbox"
 )
 
@@ -35,7 +31,7 @@ type Deps struct {
 }
 
 // Open connects everything needs asks for: PostgreSQL (and applies the
-// idempotency, outbox and orders migrations, which are safe to run from
+// kernel's idempotency and outbox migrations, which are safe to run from
 // every instance at once), Pub/Sub with a publisher, an outbox relay, the
 // idempotency store and the dead-letter publisher. On error it closes
 // what it opened.
@@ -68,7 +64,7 @@ func Open(ctx context.Context, env Env, needs Needs, logger *slog.Logger) (_ *De
 		for _, m := range []struct {
 			name string
 			fn   func(context.Context, *pgxpool.Pool) error
-		}{{"idempotency", idempotency.Migrate}, {"outbox", outbox.Migrate}, {"orders", orders.Migrate}} {
+		}{{"idempotency", idempotency.Migrate}, {"outbox", outbox.Migrate}} {
 			if err := m.fn(ctx, pool); err != nil {
 				return nil, fmt.Errorf("migrate %s: %w", m.name, err)
 			}
@@ -104,41 +100,41 @@ func (d *Deps) PublishAfterCommit(ctx context.Context, ids ...int64) error {
 	return err
 }
 
+// OnClose adds fn to what Close runs (before what Open opened), for
+// resources a function opens on top of Deps, such as a warehouse sink.
+func (d *Deps) OnClose(fn func()) { d.closers = append(d.closers, fn) }
+
 // LeaseDuration is the default lease of lease-mode idempotency: longer
 // than any single attempt of the function (its timeout), so a live holder
 // keeps it. IDEMPOTENCY_LEASE overrides it (Env.Lease).
-const LeaseDuration = 2 * time.Minute
+const LeaseDuration = handler.DefaultLease
 
-// Handler builds the push endpoint of consumer fn with the idempotency
-// mode of the function's manifest (manifest.Idempotency*).
-func (d *Deps) Handler(fn handler.Func, mode string, cfg handler.Config) (*handler.Handler, error) {
+// Handler builds the push endpoint of consumer c on d: the consumer name
+// (Env.Function), logger, dead-letter publisher, idempotency store, lease
+// (Env.Lease) and publisher after commit come from d unless cfg sets them.
+func (d *Deps) Handler(c handler.Consumer, cfg handler.Config) (*handler.Handler, error) {
 	if cfg.Consumer == "" {
 		cfg.Consumer = d.Env.Function
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = d.Logger
 	}
-	if cfg.DeadLetter == nil {
+	if cfg.DeadLetter == nil && !c.IsRaw() {
 		cfg.DeadLetter = d.DeadLetter
 	}
-	var idem []handler.Middleware
-	switch mode {
-	case manifest.IdempotencyNone, "":
-	case manifest.IdempotencyTransactional, manifest.IdempotencyLease:
-		if d.Idempotency == nil {
-			return nil, errors.New("app: idempotency needs the database")
+	if d.Idempotency != nil {
+		if cfg.TxStore == nil {
+			cfg.TxStore = d.Idempotency
 		}
-		if mode == manifest.IdempotencyLease {
-			lease := d.Env.Lease
-			if lease <= 0 {
-				lease = LeaseDuration
-			}
-			idem = append(idem, handler.Lease(cfg.Consumer, d.Idempotency, lease, nil))
-			break
+		if cfg.LeaseStore == nil {
+			cfg.LeaseStore = d.Idempotency
 		}
-		idem = append(idem, handler.Transactional(cfg.Consumer, d.Idempotency, nil, d.PublishAfterCommit, cfg.Logger))
-	default:
-		return nil, fmt.Errorf("app: unknown idempotency mode %q", mode)
 	}
-	return handler.New(cfg, fn, idem...)
+	if cfg.Lease == 0 {
+		cfg.Lease = d.Env.Lease
+	}
+	if cfg.Publish == nil && d.Relay != nil {
+		cfg.Publish = d.PublishAfterCommit
+	}
+	return handler.New(cfg, c)
 }

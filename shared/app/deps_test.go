@@ -2,13 +2,15 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"example.com/platform/shared/app"
 	"example.com/platform/shared/deadletter"
 	"example.com/platform/shared/events"
 	"example.com/platform/shared/handler"
-	"example.com/platform/shared/manifest"
 	"example.com/platform/shared/testing/pgtest"
 	"example.com/platform/shared/testing/pubsubtest"
 )
@@ -29,7 +31,7 @@ func TestOpenWiresDatabasePubSubAndHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	for _, table := range []string{"processed_events", "outbox", "orders"} {
+	for _, table := range []string{"processed_events", "outbox"} {
 		var ok bool
 		if err := d.DB.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&ok); err != nil || !ok {
 			t.Fatalf("table %s missing (err %v)", table, err)
@@ -45,13 +47,25 @@ func TestOpenWiresDatabasePubSubAndHandler(t *testing.T) {
 	if n := len(fake.Server.Messages()); n != 1 {
 		t.Fatalf("messages on the emulator: %d", n)
 	}
-	for _, mode := range []string{manifest.IdempotencyNone, manifest.IdempotencyLease, manifest.IdempotencyTransactional} {
-		if _, err := d.Handler(func(context.Context, *events.Incoming) error { return nil }, mode, handlerConfig()); err != nil {
-			t.Fatalf("mode %s: %v", mode, err)
+	consumers := []handler.Consumer{
+		handler.Stateless(func(context.Context, handler.Event[events.Payload]) error { return nil }),
+		handler.Lease(func(context.Context, *handler.Claim, handler.Event[events.Payload]) ([]byte, error) { return nil, nil }),
+		handler.Transactional(func(context.Context, pgx.Tx, handler.Event[events.Payload]) ([]handler.Out, error) { return nil, nil }),
+		handler.Raw(func(context.Context, *events.Incoming, error) error { return nil }),
+	}
+	for _, c := range consumers {
+		if _, err := d.Handler(c, handlerConfig()); err != nil {
+			t.Fatalf("mode %s: %v", c.Mode(), err)
 		}
 	}
-	if _, err := d.Handler(nil, "sometimes", handlerConfig()); err == nil {
-		t.Fatal("unknown mode accepted")
+	if _, err := d.Handler(handler.Consumer{}, handlerConfig()); !errors.Is(err, handler.ErrNoFunction) {
+		t.Fatalf("a consumer without a function: %v", err)
+	}
+	// Without a database there is no store: a transactional consumer is
+	// refused with an error that says what is missing.
+	noDB := &app.Deps{Env: app.Env{Function: "f"}}
+	if _, err := noDB.Handler(consumers[2], handlerConfig()); !errors.Is(err, handler.ErrNoTxStore) {
+		t.Fatalf("transactional without a store: %v", err)
 	}
 }
 

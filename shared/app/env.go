@@ -49,7 +49,11 @@ type Needs struct {
 type Var struct {
 	Name     string
 	Required bool
-	Default  string
+	// RequiredIf, when set, makes the variable required when it returns
+	// true; it reads the environment through getenv (for a variable that
+	// another one's value makes necessary).
+	RequiredIf func(getenv func(string) string) bool
+	Default    string
 	// Check validates a present value; its error is reported with the name.
 	Check func(string) error
 }
@@ -166,7 +170,7 @@ func LoadEnv(getenv func(string) string, needs Needs) (Env, error) {
 	for _, v := range needs.Vars {
 		val := strings.TrimSpace(getenv(v.Name))
 		if val == "" {
-			if v.Required {
+			if v.Required || (v.RequiredIf != nil && v.RequiredIf(getenv)) {
 				missing = append(missing, v.Name)
 				continue
 			}

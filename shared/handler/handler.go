@@ -1,19 +1,27 @@
-// Package handler turns a domain function into a Pub/Sub push endpoint that
-// is safe under at-least-once delivery.
+// Package handler turns a typed domain function into a Pub/Sub push
+// endpoint that is safe under at-least-once delivery.
 //
-// A Func handles one decoded event; a Middleware wraps a Func. New composes
-// the standard chain around a Func and serves it over HTTP. The order is
-// fixed here, once, outermost first:
+// The domain function's type says what it consumes and produces (see
+// Consumer): a TxFunc gets the decoded event and the transaction and
+// returns the messages to publish; a LeaseFunc gets its claim and returns
+// the result to store; a StatelessFunc gets the event; a RawFunc gets every
+// push. New composes the standard chain around it and serves it over HTTP.
+// The order is fixed here, once, outermost first:
 //
 //	Recover      a panic anywhere below becomes a transient error, stack logged
 //	Observe      trace and labels into ctx, one log line per delivery
 //	Timeout      the request's time budget (Config.Timeout)
 //	DeadLetter   permanent error -> publish to the consumer's DLQ, then ack
+//	             (not for Raw consumers)
 //	Retry        transient error -> in-process retry with backoff and jitter
-//	idempotency  Lease or Transactional (optional, given to New)
-//	Recover      a panic in the domain function becomes a transient error
-//	             here too, so the idempotency layer frees its claim
-//	Func         the domain function
+//	idempotency  transactional or lease claim, from the consumer's mode
+//	function     the domain function; a panic in it becomes a transient
+//	             error here too, so the claim and the transaction are undone
+//
+// Steps that run after the domain function (recording a lease's success,
+// publishing after commit, dead-lettering) must happen even when the
+// request's deadline has passed, and must answer before the subscription's
+// ack deadline: each runs with a deadline of its own, Config.AfterBudget.
 //
 // Responses follow the push contract: 2xx acknowledges (done, duplicate, or
 // dead-lettered), anything else makes Pub/Sub redeliver with the
@@ -34,16 +42,21 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"example.com/platform/shared/deadletter"
 	"example.com/platform/shared/events"
+	"example.com/platform/shared/idempotency"
+	"example.com/platform/shared/manifest"
 	"example.com/platform/shared/observability"
 	"example.com/platform/shared/retry"
 )
 
-// Func handles one decoded event. Returning nil acknowledges it; an error is
-// classified with retry.Classify.
+// Func handles one decoded event: the type every middleware wraps.
+// Returning nil acknowledges the delivery; an error is classified with
+// retry.Classify. Domain functions are written as a TxFunc, LeaseFunc,
+// StatelessFunc or RawFunc and given to New as a Consumer.
 type Func func(ctx context.Context, in *events.Incoming) error
 
 // Middleware wraps a Func.
@@ -59,11 +72,18 @@ func Chain(h Func, mws ...Middleware) Func {
 
 // Defaults of Config.
 const (
-	DefaultTimeout = 30 * time.Second
+	DefaultTimeout     = 30 * time.Second
+	DefaultAfterBudget = 5 * time.Second
+	DefaultLease       = 2 * time.Minute
 )
 
-// ErrNoConsumer is returned by Config.Validate when Consumer is empty.
-var ErrNoConsumer = errors.New("handler: Consumer is required")
+// Configuration errors returned by Config.Validate and New.
+var (
+	ErrNoConsumer   = errors.New("handler: Config.Consumer is required")
+	ErrNoTxStore    = errors.New("handler: a transactional consumer needs Config.TxStore (the database)")
+	ErrNoLeaseStore = errors.New("handler: a lease consumer needs Config.LeaseStore (the database)")
+	ErrNoFunction   = errors.New("handler: the consumer has no function (make it with Transactional, Lease, Stateless or Raw)")
+)
 
 // Config configures New.
 type Config struct {
@@ -85,6 +105,28 @@ type Config struct {
 	Timeout time.Duration
 	// MaxBody is the largest body accepted. Default events.DefaultMaxBody.
 	MaxBody int64
+	// AfterBudget bounds each step that runs after the domain function,
+	// whatever the request's deadline: dead-lettering, publishing after
+	// commit, recording a lease's success. Timeout + AfterBudget must stay
+	// below the subscription's ack deadline. Default 5s.
+	AfterBudget time.Duration
+
+	// TxStore is the idempotency store of a transactional consumer.
+	TxStore idempotency.TxStore
+	// LeaseStore is the idempotency store of a lease consumer. A store
+	// that also implements TxCompleter lets the function complete its claim
+	// in its own transaction (Claim.Complete).
+	LeaseStore idempotency.LeaseStore
+	// Lease is the lease of a lease consumer's claim: longer than any
+	// single attempt (Timeout + AfterBudget), so a live holder keeps it.
+	// Default DefaultLease.
+	Lease time.Duration
+	// Key derives the idempotency key of a delivery. Default EventKey.
+	Key KeyFunc
+	// Publish publishes outbox rows right after their transaction
+	// committed (outbox.Relay.PublishAfterCommit). Nil leaves them to the
+	// relay.
+	Publish func(ctx context.Context, ids ...int64) error
 }
 
 // Validate checks cfg.
@@ -95,8 +137,28 @@ func (c Config) Validate() error {
 	if c.Timeout < 0 {
 		return fmt.Errorf("handler: negative Timeout %s", c.Timeout)
 	}
+	if c.AfterBudget < 0 || c.Lease < 0 {
+		return fmt.Errorf("handler: negative AfterBudget %s or Lease %s", c.AfterBudget, c.Lease)
+	}
 	if err := c.Retry.Validate(); err != nil {
 		return fmt.Errorf("handler: retry policy: %w", err)
+	}
+	return nil
+}
+
+// validateFor checks what consumer needs of c.
+func (c Config) validateFor(consumer Consumer) error {
+	switch {
+	case consumer.bind == nil:
+		return ErrNoFunction
+	case consumer.mode == manifest.IdempotencyTransactional && c.TxStore == nil:
+		return ErrNoTxStore
+	case consumer.mode == manifest.IdempotencyLease && c.LeaseStore == nil:
+		return ErrNoLeaseStore
+	case consumer.mode == manifest.IdempotencyLease:
+		if d := c.Timeout + c.AfterBudget; c.Lease <= d {
+			return fmt.Errorf("handler: Lease %s must be longer than Timeout + AfterBudget (%s): a live attempt would lose its claim to a redelivery", c.Lease, d)
+		}
 	}
 	return nil
 }
@@ -111,34 +173,50 @@ func (c *Config) setDefaults() {
 	if c.MaxBody <= 0 {
 		c.MaxBody = events.DefaultMaxBody
 	}
+	if c.AfterBudget == 0 {
+		c.AfterBudget = DefaultAfterBudget
+	}
+	if c.Lease == 0 {
+		c.Lease = DefaultLease
+	}
+	if c.Key == nil {
+		c.Key = EventKey
+	}
 }
 
 // Handler is the http.Handler New returns. It is safe for concurrent use.
 type Handler struct {
 	cfg    Config
-	handle Func // full chain for decoded events
+	raw    bool
+	handle Func // full chain for decoded events (every push for Raw)
 	reject Func // chain for pushes that could not be decoded
 }
 
-// New returns an http.Handler that decodes each push and runs h inside the
-// standard chain (see the package doc). idempotency, if given, is placed
-// between Retry and h: pass Lease(...) or Transactional(...).
-func New(cfg Config, h Func, idempotency ...Middleware) (*Handler, error) {
+// New returns an http.Handler that decodes each push and runs consumer
+// inside the standard chain (see the package doc), with the idempotency
+// layer of the consumer's mode.
+func New(cfg Config, consumer Consumer) (*Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.setDefaults()
-	outer := []Middleware{
-		Recover(cfg.Logger),
-		Observe(cfg.Consumer, cfg.Logger),
-		Timeout(cfg.Timeout),
-		DeadLetter(cfg.Consumer, cfg.DeadLetter, cfg.Logger),
+	if err := cfg.validateFor(consumer); err != nil {
+		return nil, err
 	}
-	full := append(append(append([]Middleware{}, outer...), Retry(cfg.Retry)), idempotency...)
-	full = append(full, Recover(cfg.Logger))
+	c := &cfg
+	outer := []Middleware{
+		Recover(c.Logger),
+		Observe(c.Consumer, c.Logger),
+		Timeout(c.Timeout),
+	}
+	if consumer.raw == nil {
+		outer = append(outer, DeadLetter(c.Consumer, c.DeadLetter, c.Logger, c.AfterBudget))
+	}
+	full := append(slices.Clone(outer), Retry(c.Retry))
 	return &Handler{
 		cfg:    cfg,
-		handle: Chain(h, full...),
+		raw:    consumer.raw != nil,
+		handle: Chain(consumer.bind(c), full...),
 		reject: Chain(decodeError, outer...),
 	}, nil
 }
@@ -153,10 +231,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	in, decodeErr := events.DecodeRequest(r, h.cfg.MaxBody)
 	ctx := in.Context(r.Context())
 	var err error
-	if decodeErr != nil {
-		err = h.reject(withDecodeError(ctx, decodeErr), in)
-	} else {
+	switch {
+	case decodeErr == nil:
 		err = h.handle(ctx, in)
+	case h.raw && retry.IsTransient(decodeErr):
+		// The body could not be read whole: take it on redelivery.
+		h.cfg.Logger.WarnContext(ctx, "push body unreadable; Pub/Sub will redeliver", "error", decodeErr.Error())
+		err = decodeErr
+	case h.raw:
+		err = h.handle(withDecodeError(ctx, decodeErr), in)
+	default:
+		err = h.reject(withDecodeError(ctx, decodeErr), in)
 	}
 	writeStatus(w, err)
 }
@@ -179,10 +264,17 @@ func withDecodeError(ctx context.Context, err error) context.Context {
 	return context.WithValue(ctx, decodeErrKey{}, err)
 }
 
+// decodeErrorOf is the error DecodeRequest returned for the push of ctx, or
+// nil.
+func decodeErrorOf(ctx context.Context) error {
+	err, _ := ctx.Value(decodeErrKey{}).(error)
+	return err
+}
+
 // decodeError is the innermost Func of the reject chain: it fails with the
 // error DecodeRequest returned.
 func decodeError(ctx context.Context, _ *events.Incoming) error {
-	if err, ok := ctx.Value(decodeErrKey{}).(error); ok {
+	if err := decodeErrorOf(ctx); err != nil {
 		return err
 	}
 	return retry.Permanentf("decode event: undecodable push")
@@ -242,16 +334,22 @@ func Timeout(d time.Duration) Middleware {
 
 // DeadLetter publishes a delivery whose error is permanent to the
 // consumer's dead-letter topic, unchanged but for reason attributes, and
-// acknowledges it. When the publish fails, or pub is nil, the error is
+// acknowledges it. The publish runs within budget, even when the request's
+// deadline has passed. When the publish fails, or pub is nil, the error is
 // returned so the delivery is not acknowledged and nothing is lost.
-func DeadLetter(consumer string, pub *deadletter.Publisher, logger *slog.Logger) Middleware {
+func DeadLetter(consumer string, pub *deadletter.Publisher, logger *slog.Logger, budget time.Duration) Middleware {
+	if budget <= 0 {
+		budget = DefaultAfterBudget
+	}
 	return func(next Func) Func {
 		return func(ctx context.Context, in *events.Incoming) error {
 			err := next(ctx, in)
 			if err == nil || !retry.IsPermanent(err) || pub == nil {
 				return err
 			}
-			id, perr := pub.Publish(context.WithoutCancel(ctx), in.Message, deadletter.Reason{
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
+			defer cancel()
+			id, perr := pub.Publish(dctx, in.Message, deadletter.Reason{
 				Err:          err,
 				Consumer:     consumer,
 				SourceTopic:  sourceTopic(in),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	"example.com/platform/shared/events"
 	"example.com/platform/shared/idempotency"
+	"example.com/platform/shared/outbox"
 	"example.com/platform/shared/postgres"
 	"example.com/platform/shared/retry"
 )
@@ -29,168 +29,180 @@ func EventKey(consumer string, in *events.Incoming) idempotency.Key {
 // data is caught as tampering.
 func payloadHash(in *events.Incoming) []byte { return idempotency.HashPayload(in.Event.Data()) }
 
-// Transactional runs the rest of the chain in transactional mode: the claim,
-// the domain function's writes (through Tx(ctx)) and its outbox rows commit
-// in one PostgreSQL transaction, so effects happen exactly once. A
-// duplicate is acknowledged without running the function. After the commit,
-// the outbox rows the function registered with AfterCommit are handed to
-// publish (typically outbox.Relay.PublishAfterCommit); a failure there is
+// transactional runs fn in transactional mode: the claim, fn's writes and
+// the outbox rows of the messages it returns commit in one PostgreSQL
+// transaction (Config.TxStore). A duplicate is acknowledged without running
+// fn. After the commit the rows are published (Config.Publish) within
+// Config.AfterBudget, even past the request's deadline; a failure there is
 // only logged, because the relay publishes whatever is left.
-func Transactional(consumer string, store idempotency.TxStore, key KeyFunc, publish func(ctx context.Context, ids ...int64) error, logger *slog.Logger) Middleware {
-	if key == nil {
-		key = EventKey
-	}
-	return func(next Func) Func {
-		return func(ctx context.Context, in *events.Incoming) error {
-			scope := &txScope{}
-			out, err := store.Transactional(ctx, key(consumer, in), payloadHash(in), func(ctx context.Context, tx pgx.Tx) error {
-				scope.tx = tx
-				return next(context.WithValue(ctx, txKey{}, scope), in)
-			})
-			if err != nil {
+func transactional[T events.Payload](c *Config, fn TxFunc[T]) Func {
+	return func(ctx context.Context, in *events.Incoming) error {
+		ev, err := typed[T](in)
+		if err != nil {
+			return err
+		}
+		var ids []int64
+		out, err := c.TxStore.Transactional(ctx, c.Key(c.Consumer, in), payloadHash(in), func(ctx context.Context, tx pgx.Tx) error {
+			ids = nil
+			var msgs []Out
+			if err := protect(ctx, c.Logger, func() (err error) { msgs, err = fn(ctx, tx, ev); return err }); err != nil {
 				return err
 			}
-			if out == idempotency.OutcomeDuplicate {
-				setOutcome(ctx, "duplicate")
+			if len(msgs) == 0 {
 				return nil
 			}
-			if ids := scope.outbox; len(ids) > 0 && publish != nil {
-				if perr := publish(context.WithoutCancel(ctx), ids...); perr != nil && logger != nil {
-					logger.WarnContext(ctx, "publish after commit failed; the outbox relay will publish", "error", perr.Error())
-				}
+			ids, err = outbox.WriteMany(ctx, tx, msgs)
+			if err != nil {
+				return fmt.Errorf("write outbox: %w", err)
 			}
 			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if out == idempotency.OutcomeDuplicate {
+			setOutcome(ctx, "duplicate")
+			return nil
+		}
+		c.publishAfterCommit(ctx, ids)
+		return nil
+	}
+}
+
+// publishAfterCommit publishes committed outbox rows within AfterBudget.
+func (c *Config) publishAfterCommit(ctx context.Context, ids []int64) {
+	if len(ids) == 0 || c.Publish == nil {
+		return
+	}
+	actx, cancel := c.afterDeadline(ctx)
+	defer cancel()
+	if err := c.Publish(actx, ids...); err != nil {
+		c.Logger.WarnContext(ctx, "publish after commit failed; the outbox relay will publish", "error", err.Error(), "outbox_ids", len(ids))
+	}
+}
+
+// afterDeadline is the context of a step that must run even when the
+// request's deadline has passed (recording a success, dead-lettering,
+// publishing after commit): ctx's values, no cancellation, and a deadline of
+// its own, AfterBudget from now.
+func (c *Config) afterDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), c.AfterBudget)
+}
+
+// afterRetry retries a step after the function (recording its success)
+// within the step's own deadline: the step is cheap and must not be lost to
+// one failed round trip.
+var afterRetry = retry.Policy{MaxAttempts: 5, Initial: 50 * time.Millisecond, Max: time.Second}
+
+// Claim is the claim of one lease-mode delivery, given to a LeaseFunc.
+type Claim struct {
+	claim idempotency.Claim
+	store idempotency.LeaseStore
+
+	mu   sync.Mutex
+	done bool
+	ids  []int64
+}
+
+// Key is the delivery's idempotency key. Pass Key().ID to the outside
+// system as its idempotency key, so an attempt repeated after a crash or a
+// lost lease does not repeat the effect there.
+func (l *Claim) Key() idempotency.Key { return l.claim.Key }
+
+// Attempt counts the claims of the delivery's record: 1 for the first,
+// more when an expired lease was taken over.
+func (l *Claim) Attempt() int { return l.claim.Attempt }
+
+// TxCompleter is a lease store that can complete a claim inside the
+// caller's transaction (*idempotency.Store can).
+type TxCompleter interface {
+	CompleteTx(ctx context.Context, q postgres.Querier, c idempotency.Claim, result []byte) error
+}
+
+// ErrNoTxCompletion is returned by Claim.Complete when the lease store
+// cannot complete a claim inside a transaction.
+var ErrNoTxCompletion = errors.New("handler: the lease store cannot complete a claim inside a transaction")
+
+// Complete records result as the claim's outcome inside tx, and writes out
+// to the outbox in tx, so the outcome, the function's own writes and its
+// messages commit together. The messages are published once the function
+// returns nil. If tx rolls back, the function must return an error: the
+// claim is then released for the redelivery.
+func (l *Claim) Complete(ctx context.Context, tx pgx.Tx, result []byte, out ...Out) error {
+	tc, ok := l.store.(TxCompleter)
+	if !ok {
+		return ErrNoTxCompletion
+	}
+	var ids []int64
+	if len(out) > 0 {
+		var err error
+		if ids, err = outbox.WriteMany(ctx, tx, out); err != nil {
+			return fmt.Errorf("write outbox: %w", err)
 		}
 	}
-}
-
-type txKey struct{}
-
-type txScope struct {
-	tx     pgx.Tx
-	outbox []int64
-}
-
-// Tx returns the transaction of the Transactional middleware, or nil when
-// the function does not run inside one.
-func Tx(ctx context.Context) pgx.Tx {
-	if s, ok := ctx.Value(txKey{}).(*txScope); ok {
-		return s.tx
+	if err := tc.CompleteTx(ctx, tx, l.claim, result); err != nil {
+		return fmt.Errorf("complete claim: %w", err)
 	}
+	l.mu.Lock()
+	l.done, l.ids = true, ids
+	l.mu.Unlock()
 	return nil
 }
 
-// AfterCommit registers outbox row ids written in Tx(ctx) for publishing
-// once the transaction commits.
-func AfterCommit(ctx context.Context, ids ...int64) {
-	if s, ok := ctx.Value(txKey{}).(*txScope); ok {
-		s.outbox = append(s.outbox, ids...)
-	}
+func (l *Claim) completed() (bool, []int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.done, l.ids
 }
 
-// Lease runs the rest of the chain in lease mode, for effects outside
-// PostgreSQL: it claims the key with a lease of d, runs the function, and
-// completes the claim (storing the function's result, see LeaseResult) when
-// it returns nil, or releases it when it fails, so the redelivery claims at
-// once. A completed key is acknowledged without running the function; a
-// key whose lease another delivery holds is a transient error. A payload
-// that does not match the recorded hash is a permanent error.
+// lease runs fn in lease mode: it claims the delivery's key with a lease of
+// Config.Lease, runs fn, and completes the claim with fn's result when fn
+// returns nil, or releases it when fn fails, so the redelivery claims at
+// once. A completed key is acknowledged without running fn; a key whose
+// lease another delivery holds is a transient error. A payload that does
+// not match the recorded hash is a permanent error.
 //
-// The function may complete the claim itself inside its own transaction
-// with CompleteLeaseTx, so the result and its business writes commit
-// together.
-func Lease(consumer string, store idempotency.LeaseStore, d time.Duration, key KeyFunc) Middleware {
-	if key == nil {
-		key = EventKey
-	}
-	return func(next Func) Func {
-		return func(ctx context.Context, in *events.Incoming) (err error) {
-			c, err := store.Claim(ctx, key(consumer, in), payloadHash(in), d)
+// Once fn has succeeded its effect has happened: recording that never
+// depends on the request's deadline (it runs within AfterBudget, retried),
+// and the claim of a succeeded function is never released. If recording
+// fails all the same, the claim stays in progress until its lease expires,
+// and a redelivery is answered "in progress" until then.
+func lease[T events.Payload](c *Config, fn LeaseFunc[T]) Func {
+	return func(ctx context.Context, in *events.Incoming) error {
+		ev, err := typed[T](in)
+		if err != nil {
+			return err
+		}
+		claim, err := c.LeaseStore.Claim(ctx, c.Key(c.Consumer, in), payloadHash(in), c.Lease)
+		if err != nil {
+			return err
+		}
+		if claim.State == idempotency.ClaimDone {
+			setOutcome(ctx, "duplicate")
+			return nil
+		}
+		l := &Claim{claim: claim, store: c.LeaseStore}
+		var result []byte
+		if err := protect(ctx, c.Logger, func() (err error) { result, err = fn(ctx, l, ev); return err }); err != nil {
+			actx, cancel := c.afterDeadline(ctx)
+			defer cancel()
+			if rerr := c.LeaseStore.Release(actx, claim); rerr != nil && !errors.Is(rerr, idempotency.ErrLeaseLost) {
+				err = errors.Join(err, fmt.Errorf("release claim: %w", rerr))
+			}
+			return err
+		}
+		done, ids := l.completed()
+		if !done {
+			actx, cancel := c.afterDeadline(ctx)
+			defer cancel()
+			err := retry.Do(actx, afterRetry, func(ctx context.Context) error { return c.LeaseStore.Complete(ctx, claim, result) })
 			if err != nil {
-				return err
-			}
-			if c.State == idempotency.ClaimDone {
-				setOutcome(ctx, "duplicate")
-				return nil
-			}
-			scope := &leaseScope{store: store, claim: c}
-			defer func() {
-				if err != nil || !scope.isDone() {
-					if rerr := store.Release(context.WithoutCancel(ctx), c); rerr != nil && !errors.Is(rerr, idempotency.ErrLeaseLost) {
-						err = errors.Join(err, fmt.Errorf("release claim: %w", rerr))
-					}
-				}
-			}()
-			if err = next(context.WithValue(ctx, leaseKey{}, scope), in); err != nil {
-				return err
-			}
-			if scope.isDone() {
-				return nil
-			}
-			if err = store.Complete(ctx, c, scope.result); err != nil {
+				c.Logger.ErrorContext(ctx, "effect done but its completion was not recorded; the claim stays in progress until its lease expires",
+					"error", err.Error(), "idempotency_key", claim.Key.String(), "lease_expires_at", claim.LeaseExpiresAt)
 				return retry.Transient(fmt.Errorf("complete claim: %w", err))
 			}
-			scope.markDone()
-			return nil
 		}
+		c.publishAfterCommit(ctx, ids)
+		return nil
 	}
-}
-
-type leaseKey struct{}
-
-type leaseScope struct {
-	store  idempotency.LeaseStore
-	claim  idempotency.Claim
-	mu     sync.Mutex
-	result []byte
-	done   bool
-}
-
-func (s *leaseScope) isDone() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.done }
-func (s *leaseScope) markDone()    { s.mu.Lock(); s.done = true; s.mu.Unlock() }
-
-// LeaseClaim returns the claim of the Lease middleware (its Key and Token
-// identify the attempt; pass Key as the Idempotency-Key of outbound
-// calls), and false outside one.
-func LeaseClaim(ctx context.Context) (idempotency.Claim, bool) {
-	if s, ok := ctx.Value(leaseKey{}).(*leaseScope); ok {
-		return s.claim, true
-	}
-	return idempotency.Claim{}, false
-}
-
-// LeaseResult sets the result stored with the claim when the function
-// returns nil; later duplicates find it in the claim.
-func LeaseResult(ctx context.Context, result []byte) {
-	if s, ok := ctx.Value(leaseKey{}).(*leaseScope); ok {
-		s.mu.Lock()
-		s.result = append([]byte(nil), result...)
-		s.mu.Unlock()
-	}
-}
-
-// ErrNoLease is returned by CompleteLeaseTx outside the Lease middleware or
-// with a store that cannot complete inside a transaction.
-var ErrNoLease = errors.New("handler: no lease claim that can complete in a transaction")
-
-// CompleteLeaseTx completes the claim inside q (the caller's transaction),
-// so the stored result commits with the business writes. If the
-// transaction then rolls back, the claim stays in progress until its lease
-// expires or the middleware releases it.
-func CompleteLeaseTx(ctx context.Context, q postgres.Querier, result []byte) error {
-	s, ok := ctx.Value(leaseKey{}).(*leaseScope)
-	if !ok {
-		return ErrNoLease
-	}
-	tc, ok := s.store.(interface {
-		CompleteTx(ctx context.Context, q postgres.Querier, c idempotency.Claim, result []byte) error
-	})
-	if !ok {
-		return ErrNoLease
-	}
-	if err := tc.CompleteTx(ctx, q, s.claim, result); err != nil {
-		return err
-	}
-	s.markDone()
-	return nil
 }

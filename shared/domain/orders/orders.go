@@ -142,9 +142,15 @@ var migrations embed.FS
 
 // Migrate creates or updates the orders schema.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	return postgres.Migrate(ctx, pool, "orders", Migrations())
+}
+
+// Migrations is the orders schema (the *.sql files, named in order), for
+// a function's app.Migration{Name: "orders", FS: orders.Migrations()}.
+func Migrations() fs.FS {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return err
+		panic(err) // a constant, valid path
 	}
-	return postgres.Migrate(ctx, pool, "orders", sub)
+	return sub
 }

@@ -139,7 +139,13 @@ func NewDatabase(tb testing.TB) string {
 // closed when tb ends.
 func NewPool(tb testing.TB) *pgxpool.Pool {
 	tb.Helper()
-	dsn := NewDatabase(tb)
+	return Open(tb, NewDatabase(tb))
+}
+
+// Open returns a pool connected to dsn (a database of NewDatabase), closed
+// when tb ends.
+func Open(tb testing.TB, dsn string) *pgxpool.Pool {
+	tb.Helper()
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		tb.Fatalf("pgtest: parse config: %v", err)

@@ -12,7 +12,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
+	"strings"
 	"time"
 
 	"example.com/platform/shared/app"
@@ -43,18 +43,17 @@ type Config struct {
 	DefaultJSONLPath string
 }
 
-// Vars declares the sink's variables for app.Needs.Vars, reading getenv
-// (os.Getenv when nil) only to know whether the sink is BigQuery: then
-// EnvProject and EnvDataset are required.
-func (c Config) Vars(getenv func(string) string) []app.Var {
-	if getenv == nil {
-		getenv = os.Getenv
+// Vars declares the sink's variables for app.Needs.Vars: EnvProject and
+// EnvDataset are required when the sink is BigQuery.
+func (c Config) Vars() []app.Var {
+	bq := func(getenv func(string) string) bool {
+		v := strings.TrimSpace(getenv(c.Sink))
+		return v == "" || v == warehouse.KindBigQuery
 	}
-	bq := getenv(c.Sink) == "" || getenv(c.Sink) == warehouse.KindBigQuery
 	return []app.Var{
 		{Name: c.Sink, Default: warehouse.KindBigQuery, Check: warehouse.ValidKind},
-		{Name: EnvProject, Required: bq},
-		{Name: EnvDataset, Required: bq},
+		{Name: EnvProject, RequiredIf: bq},
+		{Name: EnvDataset, RequiredIf: bq},
 		{Name: c.JSONLPath, Default: c.DefaultJSONLPath},
 		{Name: EnvInsertTimeout, Default: warehouse.DefaultInsertTimeout.String(), Check: positiveDuration},
 	}

@@ -15,7 +15,7 @@ var cfg = Config{Sink: "TEST_SINK", JSONLPath: "TEST_JSONL_PATH", DefaultJSONLPa
 func load(t *testing.T, vars map[string]string) (app.Env, error) {
 	t.Helper()
 	getenv := func(k string) string { return vars[k] }
-	return app.LoadEnv(getenv, app.Needs{Vars: cfg.Vars(getenv)})
+	return app.LoadEnv(getenv, app.Needs{Vars: cfg.Vars()})
 }
 
 func TestBigQueryIsTheDefaultAndNeedsTheDataset(t *testing.T) {

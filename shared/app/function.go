@@ -1,0 +1,259 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+
+	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
+	"github.com/jackc/pgx/v5"
+
+	"example.com/platform/shared/events"
+	"example.com/platform/shared/handler"
+	"example.com/platform/shared/manifest"
+	"example.com/platform/shared/postgres"
+)
+
+// Function describes one deployable function or HTTP service for Register.
+// Everything else (reading and checking the environment, opening
+// PostgreSQL and Pub/Sub, migrating, the push chain, closing on error,
+// building on the first request) is Register's.
+type Function struct {
+	// Manifest is the function's function.yaml, embedded by its package
+	// (//go:embed function.yaml). Register takes the entry point, the kind,
+	// the idempotency mode and the use of the database from it.
+	Manifest []byte
+	// Vars are the function's own environment variables, checked with the
+	// common ones before anything is opened.
+	Vars []Var
+	// Migrations are the function's schema, applied in order at start,
+	// after the kernel's (idempotency and outbox).
+	Migrations []Migration
+	// Handler configures the push chain of an event function (Timeout,
+	// Retry, MaxBody, AfterBudget). The consumer name, logger, stores,
+	// dead-letter publisher, lease and publisher come from Deps.
+	Handler handler.Config
+	// Consumer is an event function's domain function (kind cloudevent),
+	// made by Transactional, Lease, Stateless or Raw.
+	Consumer Consumer
+	// Serve builds an HTTP service (kind http) on the opened dependencies.
+	Serve func(ctx context.Context, d *Deps) (http.Handler, error)
+}
+
+// Migration is one component's schema: the *.sql files of FS (in its
+// folder Dir, when set), applied in name order by postgres.Migrate under
+// Name.
+type Migration struct {
+	Name string
+	FS   fs.FS
+	Dir  string
+}
+
+func (m Migration) apply(ctx context.Context, d *Deps) error {
+	fsys := m.FS
+	if m.Dir != "" {
+		sub, err := fs.Sub(m.FS, m.Dir)
+		if err != nil {
+			return err
+		}
+		fsys = sub
+	}
+	return postgres.Migrate(ctx, d.DB, m.Name, fsys)
+}
+
+// Consumer is an event function's domain function and the service it is a
+// method of: Register builds the service once per process, on the opened
+// dependencies, then serves the method. Its mode (the manifest's
+// idempotency) follows from the method's type.
+type Consumer struct {
+	mode  string
+	raw   bool
+	build func(ctx context.Context, d *Deps) (handler.Consumer, error)
+}
+
+// Transactional is the consumer of handle, a method of the service that
+// newService builds, in transactional mode (see handler.TxFunc). Pass a
+// method expression: app.Transactional(newService, (*Service).Handle).
+func Transactional[S any, T events.Payload](newService func(context.Context, *Deps) (S, error), handle func(S, context.Context, pgx.Tx, handler.Event[T]) ([]handler.Out, error)) Consumer {
+	return Consumer{mode: manifest.IdempotencyTransactional, build: func(ctx context.Context, d *Deps) (handler.Consumer, error) {
+		s, err := newService(ctx, d)
+		if err != nil {
+			return handler.Consumer{}, err
+		}
+		return handler.Transactional(func(ctx context.Context, tx pgx.Tx, ev handler.Event[T]) ([]handler.Out, error) {
+			return handle(s, ctx, tx, ev)
+		}), nil
+	}}
+}
+
+// Lease is the consumer of handle in lease mode (see handler.LeaseFunc).
+func Lease[S any, T events.Payload](newService func(context.Context, *Deps) (S, error), handle func(S, context.Context, *handler.Claim, handler.Event[T]) ([]byte, error)) Consumer {
+	return Consumer{mode: manifest.IdempotencyLease, build: func(ctx context.Context, d *Deps) (handler.Consumer, error) {
+		s, err := newService(ctx, d)
+		if err != nil {
+			return handler.Consumer{}, err
+		}
+		return handler.Lease(func(ctx context.Context, c *handler.Claim, ev handler.Event[T]) ([]byte, error) {
+			return handle(s, ctx, c, ev)
+		}), nil
+	}}
+}
+
+// Stateless is the consumer of handle with no idempotency layer (see
+// handler.StatelessFunc).
+func Stateless[S any, T events.Payload](newService func(context.Context, *Deps) (S, error), handle func(S, context.Context, handler.Event[T]) error) Consumer {
+	return Consumer{mode: manifest.IdempotencyNone, build: func(ctx context.Context, d *Deps) (handler.Consumer, error) {
+		s, err := newService(ctx, d)
+		if err != nil {
+			return handler.Consumer{}, err
+		}
+		return handler.Stateless(func(ctx context.Context, ev handler.Event[T]) error { return handle(s, ctx, ev) }), nil
+	}}
+}
+
+// Raw is the consumer of handle for every push, decodable or not, with no
+// dead-lettering (see handler.RawFunc): for the dead-letter archive.
+func Raw[S any](newService func(context.Context, *Deps) (S, error), handle func(S, context.Context, *events.Incoming, error) error) Consumer {
+	return Consumer{mode: manifest.IdempotencyNone, raw: true, build: func(ctx context.Context, d *Deps) (handler.Consumer, error) {
+		s, err := newService(ctx, d)
+		if err != nil {
+			return handler.Consumer{}, err
+		}
+		return handler.Raw(func(ctx context.Context, in *events.Incoming, decodeErr error) error {
+			return handle(s, ctx, in, decodeErr)
+		}), nil
+	}}
+}
+
+// Registered is a function registered with Register: the http.Handler the
+// Functions Framework serves under its entry point.
+type Registered struct {
+	f        Function
+	manifest *manifest.Manifest
+	lazy     *Lazy
+}
+
+// ErrRegistration wraps every error of New: a Function that does not agree
+// with its manifest.
+var ErrRegistration = errors.New("app: function registration")
+
+// New checks f against its manifest and returns it ready to serve, without
+// registering it with the Functions Framework (Register does both).
+func New(f Function) (*Registered, error) {
+	m, err := manifest.Parse(bytes.NewReader(f.Manifest))
+	if err != nil {
+		return nil, fmt.Errorf("%w: function.yaml: %w", ErrRegistration, err)
+	}
+	fail := func(format string, args ...any) (*Registered, error) {
+		return nil, fmt.Errorf("%w: %s (entry point %q): %s", ErrRegistration, m.Name, m.EntryPoint, fmt.Sprintf(format, args...))
+	}
+	if m.EntryPoint == "" {
+		return fail("function.yaml has no entry_point")
+	}
+	switch m.Kind {
+	case manifest.KindHTTP:
+		if f.Serve == nil || f.Consumer.build != nil {
+			return fail("kind http needs Serve and no Consumer")
+		}
+	case manifest.KindCloudEvent:
+		if f.Consumer.build == nil || f.Serve != nil {
+			return fail("kind cloudevent needs a Consumer (app.Transactional, Lease, Stateless or Raw) and no Serve")
+		}
+		if m.Idempotency != f.Consumer.mode {
+			return fail("function.yaml says idempotency: %s but the consumer's function is of %s mode; change the manifest or the function's signature", m.Idempotency, f.Consumer.mode)
+		}
+		if f.Consumer.mode != manifest.IdempotencyNone && !m.Database {
+			return fail("idempotency %s keeps its records in PostgreSQL: set database: true in function.yaml", f.Consumer.mode)
+		}
+	default:
+		return fail("unknown kind %q", m.Kind)
+	}
+	if len(f.Migrations) > 0 && !m.Database {
+		return fail("migrations need database: true in function.yaml")
+	}
+	r := &Registered{f: f, manifest: m}
+	r.lazy = NewLazy(func(ctx context.Context) (http.Handler, error) { return r.Build(ctx, nil) }, nil)
+	return r, nil
+}
+
+// Register checks f against its manifest (see New) and registers it with
+// the Functions Framework under the manifest's entry point, built from the
+// environment on its first request. A package calls it once, from a
+// package-level variable or init. A Function that disagrees with its
+// manifest is a programming error: Register panics with New's error, so
+// the mistake fails the function's tests and its start, never a delivery.
+func Register(f Function) *Registered {
+	r, err := New(f)
+	if err != nil {
+		panic(err)
+	}
+	functions.HTTP(r.manifest.EntryPoint, r.ServeHTTP)
+	return r
+}
+
+// EntryPoint is the manifest's entry point.
+func (r *Registered) EntryPoint() string { return r.manifest.EntryPoint }
+
+// Needs is what the function requires from its environment: PostgreSQL
+// when the manifest says database: true, Pub/Sub when it publishes or
+// dead-letters, and its Vars.
+func (r *Registered) Needs() Needs {
+	pubsub := len(r.manifest.Publishes) > 0
+	if r.manifest.Kind == manifest.KindCloudEvent && !r.f.Consumer.raw {
+		pubsub = true // permanent failures are dead-lettered
+	}
+	return Needs{Database: r.manifest.Database, PubSub: pubsub, Vars: r.f.Vars}
+}
+
+// Build reads the environment from getenv (os.Getenv when nil), opens and
+// migrates what the function needs and returns its handler. Configuration
+// errors wrap ErrConfig and list everything missing at once. On error
+// everything opened is closed.
+func (r *Registered) Build(ctx context.Context, getenv func(string) string) (_ http.Handler, err error) {
+	needs := r.Needs()
+	env, err := LoadEnv(getenv, needs)
+	if err != nil {
+		return nil, err
+	}
+	d, err := Open(ctx, env, needs, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	for _, m := range r.f.Migrations {
+		if err := m.apply(ctx, d); err != nil {
+			return nil, fmt.Errorf("migrate %s: %w", m.Name, err)
+		}
+	}
+	var h http.Handler
+	if r.f.Serve != nil {
+		if h, err = r.f.Serve(ctx, d); err != nil {
+			return nil, err
+		}
+	} else {
+		c, err := r.f.Consumer.build(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		if h, err = d.Handler(c, r.f.Handler); err != nil {
+			return nil, err
+		}
+	}
+	d.Logger.Info(r.manifest.Name+" ready", "entry_point", r.manifest.EntryPoint)
+	return h, nil
+}
+
+// ServeHTTP serves the handler built from the environment on the first
+// request (see Lazy).
+func (r *Registered) ServeHTTP(w http.ResponseWriter, req *http.Request) { r.lazy.ServeHTTP(w, req) }
+
+// Reset forgets the built handler, so the next request builds again from
+// the environment as it is then (see Lazy.Reset). For tests.
+func (r *Registered) Reset() { r.lazy.Reset() }
