@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"example.com/platform/shared/deadletter"
 	"example.com/platform/shared/events"
+	"example.com/platform/shared/events/eventstest"
 	"example.com/platform/shared/handler"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/retry"
@@ -28,21 +29,22 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 var fastRetry = retry.Policy{MaxAttempts: 3, Initial: time.Millisecond, Max: 2 * time.Millisecond, Budget: time.Second}
 
-// order returns a valid order.created message for a fresh order.
+// order returns a valid thing.created message for a fresh thing.
 func order(t *testing.T) messaging.Message {
 	t.Helper()
-	_, m, err := events.NewMessage(context.Background(), "//orders.example.com/tests", events.OrderCreated{
-		OrderID: uuid.NewString(), CustomerID: "cust-1",
-		Items:    []events.LineItem{{SKU: "SKU-1", Quantity: 2, UnitPrice: 500}},
-		Currency: "EUR", Total: 1000, CreatedAt: time.Now().UTC(),
-	})
+	_, m, err := events.NewMessage(context.Background(), "//things.example.com/tests", eventstest.NewCreated())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m
 }
 
-var delivery = events.Delivery{Subscription: "projects/p/subscriptions/payment--order.created", MessageID: "42", Attempt: 1, PublishTime: time.Now().UTC()}
+var delivery = events.Delivery{Subscription: "projects/p/subscriptions/payment--thing.created", MessageID: "42", Attempt: 1, PublishTime: time.Now().UTC()}
+
+// stateless is the consumer of fn, which sees the whole delivery.
+func stateless(fn func(ctx context.Context, in *events.Incoming) error) handler.Consumer {
+	return handler.Stateless(func(ctx context.Context, ev handler.Event[events.Payload]) error { return fn(ctx, ev.Incoming) })
+}
 
 // push sends m to h the way a no-wrapper push subscription does.
 func push(t *testing.T, h http.Handler, m messaging.Message) *httptest.ResponseRecorder {
@@ -58,15 +60,23 @@ type env struct {
 	logs *logbuf.Buffer
 }
 
-func newEnv(t *testing.T, fn handler.Func, idem ...handler.Middleware) *env {
+func newEnv(t *testing.T, fn func(ctx context.Context, in *events.Incoming) error) *env {
+	t.Helper()
+	return newEnvWith(t, handler.Config{}, stateless(fn))
+}
+
+// newEnvWith serves c with cfg, completed with a logger, a recording
+// dead-letter topic and a fast retry policy.
+func newEnvWith(t *testing.T, cfg handler.Config, c handler.Consumer) *env {
 	t.Helper()
 	e := &env{dlq: &messaging.Recorder{}, logs: &logbuf.Buffer{}}
-	h, err := handler.New(handler.Config{
-		Consumer:   "payment",
-		Logger:     slog.New(slog.NewJSONHandler(e.logs, nil)),
-		DeadLetter: &deadletter.Publisher{Topic: "payment.dlq", Messages: e.dlq},
-		Retry:      fastRetry,
-	}, fn, idem...)
+	cfg.Consumer = "payment"
+	cfg.Logger = slog.New(slog.NewJSONHandler(e.logs, nil))
+	cfg.DeadLetter = &deadletter.Publisher{Topic: "payment.dlq", Messages: e.dlq}
+	if cfg.Retry == (retry.Policy{}) {
+		cfg.Retry = fastRetry
+	}
+	h, err := handler.New(cfg, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +88,7 @@ func TestSuccessAcks(t *testing.T) {
 	var calls atomic.Int32
 	e := newEnv(t, func(ctx context.Context, in *events.Incoming) error {
 		calls.Add(1)
-		if _, ok := in.Payload.(events.OrderCreated); !ok {
+		if _, ok := in.Payload.(eventstest.Created); !ok {
 			t.Errorf("payload %T", in.Payload)
 		}
 		return nil
@@ -108,7 +118,7 @@ func TestUndecodablePushIsDeadLetteredWithOriginal(t *testing.T) {
 	var calls atomic.Int32
 	e := newEnv(t, func(context.Context, *events.Incoming) error { calls.Add(1); return nil })
 	m := order(t)
-	m.Data = []byte(`{"order_id": `) // malformed JSON
+	m.Data = []byte(`{"thing_id": `) // malformed JSON
 	rec := push(t, e.h, m)
 	if rec.Code != http.StatusNoContent {
 		t.Fatalf("status %d, want 204 (dead-lettered and acked)", rec.Code)
@@ -126,7 +136,7 @@ func TestUndecodablePushIsDeadLetteredWithOriginal(t *testing.T) {
 	if dl[0].Attributes[deadletter.AttrReasonClass] != "permanent" || !strings.Contains(dl[0].Attributes[deadletter.AttrReason], "JSON") {
 		t.Fatalf("reason attributes: %v", dl[0].Attributes)
 	}
-	if dl[0].Attributes[deadletter.AttrSubscription] != delivery.Subscription || dl[0].Attributes[deadletter.AttrSourceTopic] != "order.created" {
+	if dl[0].Attributes[deadletter.AttrSubscription] != delivery.Subscription || dl[0].Attributes[deadletter.AttrSourceTopic] != eventstest.TopicCreated {
 		t.Fatalf("source attributes: %v", dl[0].Attributes)
 	}
 }
@@ -161,7 +171,7 @@ func TestDeadLetterFailureIsNotAcked(t *testing.T) {
 
 func TestNoDeadLetterTopicAnswers500(t *testing.T) {
 	h, err := handler.New(handler.Config{Consumer: "payment", Retry: fastRetry, Logger: slog.New(slog.DiscardHandler)},
-		func(context.Context, *events.Incoming) error { return retry.Permanentf("bad") })
+		stateless(func(context.Context, *events.Incoming) error { return retry.Permanentf("bad") }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +232,7 @@ func TestOnlyPOST(t *testing.T) {
 
 func TestTimeoutBoundsTheHandler(t *testing.T) {
 	h, err := handler.New(handler.Config{Consumer: "payment", Timeout: 20 * time.Millisecond, Retry: retry.Policy{MaxAttempts: 1}, Logger: slog.New(slog.DiscardHandler)},
-		func(ctx context.Context, _ *events.Incoming) error { <-ctx.Done(); return ctx.Err() })
+		stateless(func(ctx context.Context, _ *events.Incoming) error { <-ctx.Done(); return ctx.Err() }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +242,34 @@ func TestTimeoutBoundsTheHandler(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	if _, err := handler.New(handler.Config{}, nil); !errors.Is(err, handler.ErrNoConsumer) {
+	if _, err := handler.New(handler.Config{}, stateless(nil)); !errors.Is(err, handler.ErrNoConsumer) {
 		t.Fatalf("err = %v", err)
+	}
+	for _, tt := range []struct {
+		c    handler.Consumer
+		cfg  handler.Config
+		want error
+	}{
+		{handler.Consumer{}, handler.Config{Consumer: "c"}, handler.ErrNoFunction},
+		{handler.Transactional(func(context.Context, pgx.Tx, handler.Event[events.Payload]) ([]handler.Out, error) { return nil, nil }),
+			handler.Config{Consumer: "c"}, handler.ErrNoTxStore},
+		{handler.Lease(func(context.Context, *handler.Claim, handler.Event[events.Payload]) ([]byte, error) { return nil, nil }),
+			handler.Config{Consumer: "c"}, handler.ErrNoLeaseStore},
+	} {
+		if _, err := handler.New(tt.cfg, tt.c); !errors.Is(err, tt.want) {
+			t.Errorf("mode %q: err %v, want %v", tt.c.Mode(), err, tt.want)
+		}
+	}
+}
+
+func TestWrongPayloadTypeIsDeadLettered(t *testing.T) {
+	var calls atomic.Int32
+	e := newEnvWith(t, handler.Config{}, handler.Stateless(func(context.Context, handler.Event[eventstest.Done]) error { calls.Add(1); return nil }))
+	if rec := push(t, e.h, order(t)); rec.Code != http.StatusNoContent {
+		t.Fatalf("status %d", rec.Code)
+	}
+	dl := e.dlq.Messages()
+	if calls.Load() != 0 || len(dl) != 1 || !strings.Contains(dl[0].Attributes[deadletter.AttrReason], "this consumer accepts eventstest.Done") {
+		t.Fatalf("calls %d, dead letters %+v", calls.Load(), dl)
 	}
 }

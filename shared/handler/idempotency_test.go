@@ -5,13 +5,17 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"example.com/platform/shared/deadletter"
 	"example.com/platform/shared/events"
+	"example.com/platform/shared/events/eventstest"
 	"example.com/platform/shared/handler"
 	"example.com/platform/shared/idempotency"
 	"example.com/platform/shared/messaging"
@@ -20,20 +24,25 @@ import (
 	"example.com/platform/shared/testing/pgtest"
 )
 
+// leaseEnv serves fn in lease mode on store.
+func leaseEnv(t *testing.T, store idempotency.LeaseStore, lease time.Duration, fn handler.LeaseFunc[eventstest.Created]) *env {
+	t.Helper()
+	return newEnvWith(t, handler.Config{LeaseStore: store, Lease: lease}, handler.Lease(fn))
+}
+
 func TestLeaseDuplicateIsAckedWithoutEffect(t *testing.T) {
 	store, err := idempotency.NewMemoryStore(idempotency.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var effects atomic.Int32
-	e := newEnv(t, func(ctx context.Context, in *events.Incoming) error {
-		if c, ok := handler.LeaseClaim(ctx); !ok || c.Key.ID == "" {
-			t.Errorf("no lease claim in ctx")
+	e := leaseEnv(t, store, time.Minute, func(ctx context.Context, c *handler.Claim, ev handler.Event[eventstest.Created]) ([]byte, error) {
+		if c.Key().ID == "" || c.Attempt() != 1 {
+			t.Errorf("claim key %v attempt %d", c.Key(), c.Attempt())
 		}
 		effects.Add(1)
-		handler.LeaseResult(ctx, []byte("charged"))
-		return nil
-	}, handler.Lease("payment", store, time.Minute, nil))
+		return []byte("charged"), nil
+	})
 	m := order(t)
 	for range 3 {
 		if rec := push(t, e.h, m); rec.Code != http.StatusNoContent {
@@ -52,12 +61,12 @@ func TestLeaseDuplicateIsAckedWithoutEffect(t *testing.T) {
 func TestLeaseFailureFreesClaimForRedelivery(t *testing.T) {
 	store, _ := idempotency.NewMemoryStore(idempotency.Config{})
 	var calls atomic.Int32
-	e := newEnv(t, func(ctx context.Context, in *events.Incoming) error {
+	e := leaseEnv(t, store, time.Minute, func(context.Context, *handler.Claim, handler.Event[eventstest.Created]) ([]byte, error) {
 		if calls.Add(1) <= int32(fastRetry.MaxAttempts) {
-			return retry.Transientf("gateway down")
+			return nil, retry.Transientf("gateway down")
 		}
-		return nil
-	}, handler.Lease("payment", store, time.Minute, nil))
+		return nil, nil
+	})
 	m := order(t)
 	if rec := push(t, e.h, m); rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("first delivery status %d", rec.Code)
@@ -71,15 +80,15 @@ func TestLeaseFailureFreesClaimForRedelivery(t *testing.T) {
 func TestLeasePanicFreesClaim(t *testing.T) {
 	store, _ := idempotency.NewMemoryStore(idempotency.Config{})
 	var calls atomic.Int32
-	e := newEnv(t, func(ctx context.Context, in *events.Incoming) error {
+	e := leaseEnv(t, store, time.Hour, func(context.Context, *handler.Claim, handler.Event[eventstest.Created]) ([]byte, error) {
 		if calls.Add(1) == 1 {
 			panic("boom")
 		}
-		return nil
-	}, handler.Lease("payment", store, time.Hour, nil))
+		return nil, nil
+	})
 	m := order(t)
 	if rec := push(t, e.h, m); rec.Code != http.StatusNoContent {
-		// the inner Recover turns the panic into a transient error, retried in process
+		// the panic becomes a transient error that frees the claim, retried in process
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
 	if calls.Load() != 2 {
@@ -89,7 +98,7 @@ func TestLeasePanicFreesClaim(t *testing.T) {
 
 func TestLeaseTamperedPayloadIsDeadLettered(t *testing.T) {
 	store, _ := idempotency.NewMemoryStore(idempotency.Config{})
-	e := newEnv(t, func(context.Context, *events.Incoming) error { return nil }, handler.Lease("payment", store, time.Minute, nil))
+	e := leaseEnv(t, store, time.Minute, func(context.Context, *handler.Claim, handler.Event[eventstest.Created]) ([]byte, error) { return nil, nil })
 	m := order(t)
 	if rec := push(t, e.h, m); rec.Code != http.StatusNoContent {
 		t.Fatal(rec.Code)
@@ -100,14 +109,21 @@ func TestLeaseTamperedPayloadIsDeadLettered(t *testing.T) {
 	if rec := push(t, e.h, tampered); rec.Code != http.StatusNoContent {
 		t.Fatalf("status %d", rec.Code)
 	}
-	if dl := e.dlq.Messages(); len(dl) != 1 || !errors.Is(idempotency.ErrPayloadMismatch, idempotency.ErrPayloadMismatch) {
-		t.Fatalf("tampered delivery not dead-lettered: %d", len(dl))
+	if dl := e.dlq.Messages(); len(dl) != 1 || !strings.Contains(dl[0].Attributes[deadletter.AttrReason], idempotency.ErrPayloadMismatch.Error()) {
+		t.Fatalf("tampered delivery not dead-lettered with the mismatch as reason: %+v", dl)
 	}
 }
 
-// transactionalEnv wires the Transactional middleware to a real PostgreSQL
-// with a business table and the outbox.
-func transactionalEnv(t *testing.T, fn func(ctx context.Context, in *events.Incoming) error) (*env, *pgxpool.Pool, *messaging.Recorder) {
+// database is a real PostgreSQL with the kernel's schema, a business
+// table, an idempotency store and an outbox relay publishing to a recorder.
+type database struct {
+	pool    *pgxpool.Pool
+	store   *idempotency.Store
+	pub     *messaging.Recorder
+	publish func(ctx context.Context, ids ...int64) error
+}
+
+func newDatabase(t *testing.T) *database {
 	t.Helper()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
@@ -133,25 +149,25 @@ func transactionalEnv(t *testing.T, fn func(ctx context.Context, in *events.Inco
 		_, err := relay.PublishAfterCommit(ctx, ids...)
 		return err
 	}
-	e := newEnv(t, fn, handler.Transactional("shipment", store, nil, publish, nil))
-	return e, pool, pub
+	return &database{pool: pool, store: store, pub: pub, publish: publish}
 }
 
-func shipOnce(ctx context.Context, in *events.Incoming) error {
-	tx := handler.Tx(ctx)
-	if tx == nil {
-		return errors.New("no transaction in ctx")
+// transactionalEnv wires fn in transactional mode to a real PostgreSQL
+// with a business table and the outbox.
+func transactionalEnv(t *testing.T, fn handler.TxFunc[eventstest.Created]) (*env, *pgxpool.Pool, *messaging.Recorder) {
+	t.Helper()
+	db := newDatabase(t)
+	e := newEnvWith(t, handler.Config{TxStore: db.store, Publish: db.publish}, handler.Transactional(fn))
+	return e, db.pool, db.pub
+}
+
+// shipOnce writes a shipment for the thing and returns its message.
+func shipOnce(ctx context.Context, tx pgx.Tx, ev handler.Event[eventstest.Created]) ([]handler.Out, error) {
+	id := ev.Data.ThingID
+	if _, err := tx.Exec(ctx, `INSERT INTO shipments (order_id) VALUES ($1)`, id); err != nil {
+		return nil, err
 	}
-	oc := in.Payload.(events.OrderCreated)
-	if _, err := tx.Exec(ctx, `INSERT INTO shipments (order_id) VALUES ($1)`, oc.OrderID); err != nil {
-		return err
-	}
-	id, err := outbox.Write(ctx, tx, "shipment.dispatched", messaging.Message{Data: []byte(oc.OrderID), OrderingKey: oc.OrderID})
-	if err != nil {
-		return err
-	}
-	handler.AfterCommit(ctx, id)
-	return nil
+	return []handler.Out{{Topic: "shipment.dispatched", Message: messaging.Message{Data: []byte(id), OrderingKey: id}}}, nil
 }
 
 func TestTransactionalConcurrentDuplicatesHaveOneEffect(t *testing.T) {
@@ -184,14 +200,15 @@ func TestTransactionalConcurrentDuplicatesHaveOneEffect(t *testing.T) {
 
 func TestTransactionalFailureRollsBackEverything(t *testing.T) {
 	var calls atomic.Int32
-	e, pool, pub := transactionalEnv(t, func(ctx context.Context, in *events.Incoming) error {
-		if err := shipOnce(ctx, in); err != nil {
-			return err
+	e, pool, pub := transactionalEnv(t, func(ctx context.Context, tx pgx.Tx, ev handler.Event[eventstest.Created]) ([]handler.Out, error) {
+		out, err := shipOnce(ctx, tx, ev)
+		if err != nil {
+			return nil, err
 		}
 		if calls.Add(1) <= int32(fastRetry.MaxAttempts) {
-			return retry.Transientf("carrier API down")
+			return nil, retry.Transientf("carrier API down")
 		}
-		return nil
+		return out, nil
 	})
 	m := order(t)
 	if rec := push(t, e.h, m); rec.Code != http.StatusServiceUnavailable {
@@ -208,5 +225,111 @@ func TestTransactionalFailureRollsBackEverything(t *testing.T) {
 	pool.QueryRow(context.Background(), `SELECT count(*) FROM shipments`).Scan(&n)
 	if n != 1 || len(pub.Messages()) != 1 {
 		t.Fatalf("after redelivery: %d shipments, %d messages", n, len(pub.Messages()))
+	}
+}
+
+// TestLeaseSuccessPastTheDeadlineIsRecorded: the function's effect
+// succeeded but the request's deadline passed as it returned. Recording the
+// success must not depend on that deadline, and the claim must not be
+// released: the redelivery is a duplicate, and the effect happens once.
+// (Before the fix: 503, then 204 with a second effect.)
+func TestLeaseSuccessPastTheDeadlineIsRecorded(t *testing.T) {
+	db := newDatabase(t)
+	var effects atomic.Int32
+	e := newEnvWith(t, handler.Config{LeaseStore: db.store, Timeout: 50 * time.Millisecond, Lease: time.Minute, Retry: retry.Policy{MaxAttempts: 1}},
+		handler.Lease(func(ctx context.Context, _ *handler.Claim, _ handler.Event[eventstest.Created]) ([]byte, error) {
+			effects.Add(1)
+			<-ctx.Done() // the outside call answered just as the deadline passed
+			return []byte("charged"), nil
+		}))
+	m := order(t)
+	if rec := push(t, e.h, m); rec.Code != http.StatusNoContent {
+		t.Fatalf("first delivery: status %d: %s", rec.Code, rec.Body)
+	}
+	if rec := push(t, e.h, m); rec.Code != http.StatusNoContent {
+		t.Fatalf("redelivery: status %d: %s", rec.Code, rec.Body)
+	}
+	if n := effects.Load(); n != 1 {
+		t.Fatalf("effects %d, want 1", n)
+	}
+	rec, err := db.store.Inspect(context.Background(), idempotency.KeyFor("payment", m.Attributes["ce-source"], m.Attributes["ce-id"]))
+	if err != nil || rec.Status != idempotency.StatusDone || string(rec.Result) != "charged" {
+		t.Fatalf("record %+v, err %v", rec, err)
+	}
+}
+
+// failingComplete is a lease store whose Complete always fails.
+type failingComplete struct{ idempotency.LeaseStore }
+
+func (failingComplete) Complete(context.Context, idempotency.Claim, []byte) error {
+	return errors.New("connection refused")
+}
+
+// TestLeaseSucceededClaimIsNeverReleased: when recording a success fails,
+// the claim stays in progress (a redelivery is answered "in progress"
+// until the lease expires) instead of being released for a second effect.
+func TestLeaseSucceededClaimIsNeverReleased(t *testing.T) {
+	db := newDatabase(t)
+	var effects atomic.Int32
+	e := newEnvWith(t, handler.Config{LeaseStore: failingComplete{db.store}, Lease: time.Minute, AfterBudget: 200 * time.Millisecond, Retry: retry.Policy{MaxAttempts: 1}},
+		handler.Lease(func(context.Context, *handler.Claim, handler.Event[eventstest.Created]) ([]byte, error) {
+			effects.Add(1)
+			return nil, nil
+		}))
+	m := order(t)
+	for i := range 2 {
+		if rec := push(t, e.h, m); rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("delivery %d: status %d, want 503", i, rec.Code)
+		}
+	}
+	if n := effects.Load(); n != 1 {
+		t.Fatalf("effects %d, want 1: the claim of a succeeded function was released", n)
+	}
+}
+
+// TestLeaseCompleteInTheFunctionsTransaction: Claim.Complete commits the
+// result, the function's writes and its messages together; the messages
+// are published after the function returns, and a duplicate finds the
+// result.
+func TestLeaseCompleteInTheFunctionsTransaction(t *testing.T) {
+	db := newDatabase(t)
+	var effects atomic.Int32
+	e := newEnvWith(t, handler.Config{LeaseStore: db.store, Lease: time.Minute, Publish: db.publish},
+		handler.Lease(func(ctx context.Context, c *handler.Claim, ev handler.Event[eventstest.Created]) ([]byte, error) {
+			effects.Add(1)
+			tx, err := db.pool.Begin(ctx)
+			if err != nil {
+				return nil, err
+			}
+			defer tx.Rollback(context.WithoutCancel(ctx))
+			out, err := shipOnce(ctx, tx, ev)
+			if err != nil {
+				return nil, err
+			}
+			if err := c.Complete(ctx, tx, []byte("shipped"), out...); err != nil {
+				return nil, err
+			}
+			return []byte("ignored"), tx.Commit(ctx)
+		}))
+	m := order(t)
+	for range 2 {
+		if rec := push(t, e.h, m); rec.Code != http.StatusNoContent {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	}
+	rec, err := db.store.Inspect(context.Background(), idempotency.KeyFor("payment", m.Attributes["ce-source"], m.Attributes["ce-id"]))
+	if err != nil || string(rec.Result) != "shipped" || effects.Load() != 1 || len(db.pub.Messages()) != 1 {
+		t.Fatalf("record %+v (err %v), effects %d, published %d", rec, err, effects.Load(), len(db.pub.Messages()))
+	}
+}
+
+// TestLeaseShorterThanAnAttemptIsRefused: a lease that can expire while a
+// live attempt still runs would let a redelivery repeat the effect.
+func TestLeaseShorterThanAnAttemptIsRefused(t *testing.T) {
+	store, _ := idempotency.NewMemoryStore(idempotency.Config{})
+	_, err := handler.New(handler.Config{Consumer: "c", LeaseStore: store, Timeout: 30 * time.Second, AfterBudget: 5 * time.Second, Lease: 30 * time.Second},
+		handler.Lease(func(context.Context, *handler.Claim, handler.Event[events.Payload]) ([]byte, error) { return nil, nil }))
+	if err == nil || !strings.Contains(err.Error(), "must be longer than Timeout + AfterBudget") {
+		t.Fatalf("err %v", err)
 	}
 }
