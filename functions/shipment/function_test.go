@@ -23,10 +23,12 @@ import (
 
 	"example.com/platform/shared/app"
 	"example.com/platform/shared/deadletter"
+	"example.com/platform/shared/domain"
+	"example.com/platform/shared/domain/orders"
 	"example.com/platform/shared/events"
+	"example.com/platform/shared/handler"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/observability"
-	"example.com/platform/shared/orders"
 	"example.com/platform/shared/outbox"
 	"example.com/platform/shared/postgres"
 	"example.com/platform/shared/retry"
@@ -73,19 +75,19 @@ func newEnv(t *testing.T, configure func(*Service)) *env {
 		DeadLetterTopic: topicDLQ,
 		Database:        app.Database{URL: pgtest.NewDatabase(t)},
 	}
-	deps, err := app.Open(ctx, e, needs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	deps, err := app.Open(ctx, e, function.Needs(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(deps.Close)
-	if err := Migrate(ctx, deps.DB); err != nil {
+	if err := function.Migrate(ctx, deps.DB); err != nil {
 		t.Fatal(err)
 	}
 	svc := &Service{Carriers: testCarriers, Now: func() time.Time { return fixedNow }}
 	if configure != nil {
 		configure(svc)
 	}
-	h, err := newHandler(deps, svc)
+	h, err := deps.Handler(handler.Transactional(svc.Handle), handler.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +128,7 @@ func payment(t *testing.T, orderID string) (messaging.Message, observability.Tra
 	t.Helper()
 	tc := observability.NewTrace(true)
 	ctx := observability.WithTrace(context.Background(), tc)
-	topic, m, err := events.NewMessage(ctx, paymentSource, events.PaymentProcessed{
+	topic, m, err := events.NewMessage(ctx, paymentSource, domain.PaymentProcessed{
 		OrderID:          orderID,
 		PaymentID:        uuid.NewString(),
 		Amount:           1234,
@@ -277,11 +279,11 @@ func checkDispatched(t *testing.T, e *env, m messaging.Message, tc observability
 		t.Fatalf("%d shipment.dispatched messages for the order, want 1", len(msgs))
 	}
 	pm := msgs[0]
-	if pm.Attributes[events.AttrType] != events.TypeShipmentDispatched || pm.Attributes[events.AttrID] != DispatchedEventID(sh.ID) ||
+	if pm.Attributes[events.AttrType] != domain.TypeShipmentDispatched || pm.Attributes[events.AttrID] != DispatchedEventID(sh.ID) ||
 		pm.Attributes[events.AttrSource] != Source || pm.Attributes[events.AttrSubject] != orderID {
 		t.Fatalf("attributes %v", pm.Attributes)
 	}
-	var got events.ShipmentDispatched
+	var got domain.ShipmentDispatched
 	if err := json.Unmarshal(pm.Data, &got); err != nil {
 		t.Fatal(err)
 	}
@@ -584,9 +586,9 @@ func TestBadPayloads(t *testing.T) {
 		m.Attributes[events.AttrID] = uuid.NewString()
 		return m
 	}
-	_, created, err := events.NewMessage(context.Background(), "//example.com/orders-api", events.OrderCreated{
+	_, created, err := events.NewMessage(context.Background(), "//example.com/orders-api", domain.OrderCreated{
 		OrderID: orderID, CustomerID: "cust-1", Currency: "EUR", Total: 1234, CreatedAt: fixedNow,
-		Items: []events.LineItem{{SKU: "SKU-1", Quantity: 1, UnitPrice: 1234}},
+		Items: []domain.LineItem{{SKU: "SKU-1", Quantity: 1, UnitPrice: 1234}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -630,7 +632,7 @@ func TestBadPayloads(t *testing.T) {
 func TestConfigErrorListsEverythingMissing(t *testing.T) {
 	vars := map[string]string{EnvCarriers: "dhl,DHL!"}
 	getenv := func(k string) string { return vars[k] }
-	_, err := build(context.Background(), getenv)
+	_, err := function.Build(context.Background(), getenv)
 	if !errors.Is(err, app.ErrConfig) {
 		t.Fatalf("err %v, want a configuration error", err)
 	}
@@ -640,7 +642,7 @@ func TestConfigErrorListsEverythingMissing(t *testing.T) {
 		}
 	}
 	// Served through app.Lazy, as in production: 500 with the same message.
-	lazy := app.NewLazy(func(ctx context.Context) (http.Handler, error) { return build(ctx, getenv) }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	lazy := app.NewLazy(func(ctx context.Context) (http.Handler, error) { return function.Build(ctx, getenv) }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	rec := httptest.NewRecorder()
 	lazy.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}")))
 	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), "FUNCTION_NAME") || !strings.Contains(rec.Body.String(), EnvCarriers) {
@@ -673,7 +675,7 @@ func TestThroughFunctionsFramework(t *testing.T) {
 	t.Setenv("LOG_LEVEL", "error")
 	// Rebuild from this environment (a previous run of this test, with
 	// -count, built the handler on a database that is gone now).
-	lazy.Reset()
+	function.Reset()
 	url := fftest.Start(t, EntryPoint)
 	e := &env{pool: pool, fake: fake, url: url}
 

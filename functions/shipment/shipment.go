@@ -65,11 +65,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"example.com/platform/shared/domain"
+	"example.com/platform/shared/domain/orders"
 	"example.com/platform/shared/events"
 	"example.com/platform/shared/handler"
-	"example.com/platform/shared/messaging"
-	"example.com/platform/shared/orders"
-	"example.com/platform/shared/outbox"
 	"example.com/platform/shared/postgres"
 	"example.com/platform/shared/retry"
 )
@@ -89,8 +88,9 @@ var (
 	// shipment. The database is inconsistent; nothing is written.
 	ErrShipmentExists = errors.New("order already has a shipment")
 	// ErrWrongEvent: the function received an event other than
-	// payment.processed (a subscription wired to the wrong topic).
-	ErrWrongEvent = errors.New("unexpected event type")
+	// payment.processed (a subscription wired to the wrong topic); the
+	// kernel's typed consumer rejects it before Handle runs.
+	ErrWrongEvent = handler.ErrUnexpectedType
 )
 
 // Shipment is one row of the shipments table.
@@ -127,12 +127,6 @@ type Shipments interface {
 	Create(ctx context.Context, q postgres.Querier, s Shipment) (bool, error)
 }
 
-// Outbox writes an outgoing message inside q and returns its row id.
-// outbox.Writer is the production implementation.
-type Outbox interface {
-	Write(ctx context.Context, q postgres.Querier, topic string, m messaging.Message) (int64, error)
-}
-
 // Service ships paid orders. Its zero value is ready to use with the
 // defaults of each field. It holds no state between calls and is safe for
 // concurrent use as long as its dependencies are.
@@ -145,8 +139,6 @@ type Service struct {
 	Orders Orders
 	// Shipments stores shipments. Default: Table.
 	Shipments Shipments
-	// Outbox writes outgoing events. Default: outbox.Writer{}.
-	Outbox Outbox
 	// Now is the clock of DispatchedAt. Default: time.Now.
 	Now func() time.Time
 }
@@ -157,7 +149,7 @@ type Outcome int
 // Outcomes of Ship.
 const (
 	// Dispatched: the shipment was created, the order moved to shipped and
-	// shipment.dispatched written to the outbox.
+	// shipment.dispatched is to be published.
 	Dispatched Outcome = iota + 1
 	// AlreadyShipped: the order was shipped before; nothing was written.
 	AlreadyShipped
@@ -178,46 +170,31 @@ type Result struct {
 	Outcome Outcome
 	// Shipment is the created shipment (zero unless Dispatched).
 	Shipment Shipment
-	// OutboxID is the outbox row of shipment.dispatched (0 unless
-	// Dispatched): register it with handler.AfterCommit.
-	OutboxID int64
+	// Event is shipment.dispatched (zero unless Dispatched).
+	Event handler.Out
 }
 
-// Handle is the handler.Func of the function: it must run inside the
-// Transactional idempotency middleware, whose transaction (handler.Tx)
-// carries every write. It registers the outbox row with handler.AfterCommit,
-// so shipment.dispatched is published right after the commit (and by the
-// relay if that fails).
-func (s *Service) Handle(ctx context.Context, in *events.Incoming) error {
-	tx := handler.Tx(ctx)
-	if tx == nil {
-		// A wiring mistake, not a property of the event: leave it
-		// transient so nothing is dead-lettered because of it.
-		return errors.New("shipment: no transaction: Handle must run inside the Transactional middleware")
+// Handle is the function's transactional consumer: every write happens in
+// tx, which also records the event as processed, and shipment.dispatched is
+// returned to be written to the outbox in tx and published after the
+// commit.
+func (s *Service) Handle(ctx context.Context, tx pgx.Tx, ev handler.Event[domain.PaymentProcessed]) ([]handler.Out, error) {
+	res, err := s.Ship(ctx, tx, ev.Event.Source(), ev.Event.ID(), ev.Data)
+	if err != nil || res.Outcome != Dispatched {
+		return nil, err
 	}
-	p, ok := in.Payload.(events.PaymentProcessed)
-	if !ok {
-		return retry.Permanent(fmt.Errorf("%w %q: the shipment function consumes %s", ErrWrongEvent, in.Event.Type(), events.TypePaymentProcessed))
-	}
-	res, err := s.Ship(ctx, tx, in.Event.Source(), in.Event.ID(), p)
-	if err != nil {
-		return err
-	}
-	if res.Outcome == Dispatched {
-		handler.AfterCommit(ctx, res.OutboxID)
-	}
-	return nil
+	return []handler.Out{res.Event}, nil
 }
 
 // Ship handles the payment.processed event (source, id) with payload p
 // inside q, which should be a transaction: on error the caller rolls it back
 // and nothing of the attempt remains. It first advances the order to shipped
 // (locking the order row, so concurrent events for one order serialise);
-// when the order moved it creates the shipment and writes shipment.dispatched
-// (ordering key: the order id; trace: a child of ctx's) to the outbox. An
+// when the order moved it creates the shipment and returns shipment.dispatched
+// (ordering key: the order id; trace: a child of ctx's) for the outbox. An
 // order that was already shipped is AlreadyShipped, not an error. Errors
 // are classified (see the package documentation).
-func (s *Service) Ship(ctx context.Context, q postgres.Querier, source, id string, p events.PaymentProcessed) (Result, error) {
+func (s *Service) Ship(ctx context.Context, q postgres.Querier, source, id string, p domain.PaymentProcessed) (Result, error) {
 	adv, err := s.orders().Advance(ctx, q, p.OrderID, orders.Shipped, id)
 	if err != nil {
 		if errors.Is(err, orders.ErrIllegalAdvance) && adv.From == orders.Pending {
@@ -258,7 +235,7 @@ func (s *Service) Ship(ctx context.Context, q postgres.Querier, source, id strin
 	if src == "" {
 		src = Source
 	}
-	topic, msg, err := events.NewMessage(ctx, src, events.ShipmentDispatched{
+	out, err := handler.Emit(ctx, src, domain.ShipmentDispatched{
 		OrderID:        sh.OrderID,
 		ShipmentID:     sh.ID,
 		Carrier:        sh.Carrier,
@@ -266,13 +243,9 @@ func (s *Service) Ship(ctx context.Context, q postgres.Querier, source, id strin
 		DispatchedAt:   sh.DispatchedAt,
 	}, events.WithID(DispatchedEventID(sh.ID)))
 	if err != nil {
-		return Result{}, fmt.Errorf("build shipment.dispatched: %w", err)
+		return Result{}, err
 	}
-	oid, err := s.outbox().Write(ctx, q, topic, msg)
-	if err != nil {
-		return Result{}, fmt.Errorf("write shipment.dispatched to the outbox: %w", err)
-	}
-	return Result{Outcome: Dispatched, Shipment: sh, OutboxID: oid}, nil
+	return Result{Outcome: Dispatched, Shipment: sh, Event: out}, nil
 }
 
 func (s *Service) orders() Orders {
@@ -287,13 +260,6 @@ func (s *Service) shipments() Shipments {
 		return s.Shipments
 	}
 	return Table{}
-}
-
-func (s *Service) outbox() Outbox {
-	if s.Outbox != nil {
-		return s.Outbox
-	}
-	return outbox.Writer{}
 }
 
 // Table is the PostgreSQL Shipments: the shipments table.

@@ -61,13 +61,8 @@ func Open(ctx context.Context, env Env, needs Needs, logger *slog.Logger) (_ *De
 		}
 		d.DB = pool
 		d.closers = append(d.closers, closeDB)
-		for _, m := range []struct {
-			name string
-			fn   func(context.Context, *pgxpool.Pool) error
-		}{{"idempotency", idempotency.Migrate}, {"outbox", outbox.Migrate}} {
-			if err := m.fn(ctx, pool); err != nil {
-				return nil, fmt.Errorf("migrate %s: %w", m.name, err)
-			}
+		if err := migrateKernel(ctx, pool); err != nil {
+			return nil, err
 		}
 		if d.Idempotency, err = idempotency.New(pool, idempotency.Config{}); err != nil {
 			return nil, err
@@ -137,4 +132,18 @@ func (d *Deps) Handler(c handler.Consumer, cfg handler.Config) (*handler.Handler
 		cfg.Publish = d.PublishAfterCommit
 	}
 	return handler.New(cfg, c)
+}
+
+// migrateKernel applies the kernel's schema: idempotency records and the
+// outbox.
+func migrateKernel(ctx context.Context, pool *pgxpool.Pool) error {
+	for _, m := range []struct {
+		name string
+		fn   func(context.Context, *pgxpool.Pool) error
+	}{{"idempotency", idempotency.Migrate}, {"outbox", outbox.Migrate}} {
+		if err := m.fn(ctx, pool); err != nil {
+			return fmt.Errorf("migrate %s: %w", m.name, err)
+		}
+	}
+	return nil
 }

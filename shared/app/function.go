@@ -10,6 +10,7 @@ import (
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"example.com/platform/shared/events"
 	"example.com/platform/shared/handler"
@@ -52,7 +53,7 @@ type Migration struct {
 	Dir  string
 }
 
-func (m Migration) apply(ctx context.Context, d *Deps) error {
+func (m Migration) apply(ctx context.Context, pool *pgxpool.Pool) error {
 	fsys := m.FS
 	if m.Dir != "" {
 		sub, err := fs.Sub(m.FS, m.Dir)
@@ -61,7 +62,7 @@ func (m Migration) apply(ctx context.Context, d *Deps) error {
 		}
 		fsys = sub
 	}
-	return postgres.Migrate(ctx, d.DB, m.Name, fsys)
+	return postgres.Migrate(ctx, pool, m.Name, fsys)
 }
 
 // Consumer is an event function's domain function and the service it is a
@@ -227,10 +228,8 @@ func (r *Registered) Build(ctx context.Context, getenv func(string) string) (_ h
 			d.Close()
 		}
 	}()
-	for _, m := range r.f.Migrations {
-		if err := m.apply(ctx, d); err != nil {
-			return nil, fmt.Errorf("migrate %s: %w", m.Name, err)
-		}
+	if err := r.migrate(ctx, d.DB); err != nil {
+		return nil, err
 	}
 	var h http.Handler
 	if r.f.Serve != nil {
@@ -248,6 +247,25 @@ func (r *Registered) Build(ctx context.Context, getenv func(string) string) (_ h
 	}
 	d.Logger.Info(r.manifest.Name+" ready", "entry_point", r.manifest.EntryPoint)
 	return h, nil
+}
+
+// Migrate applies the kernel's migrations (idempotency, outbox) and the
+// function's, in order, to pool. Build does it at start; it is safe to run
+// from every instance at once.
+func (r *Registered) Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	if err := migrateKernel(ctx, pool); err != nil {
+		return err
+	}
+	return r.migrate(ctx, pool)
+}
+
+func (r *Registered) migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	for _, m := range r.f.Migrations {
+		if err := m.apply(ctx, pool); err != nil {
+			return fmt.Errorf("migrate %s: %w", m.Name, err)
+		}
+	}
+	return nil
 }
 
 // ServeHTTP serves the handler built from the environment on the first
