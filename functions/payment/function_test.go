@@ -14,10 +14,11 @@ import (
 	"github.com/google/uuid"
 
 	"example.com/platform/shared/app"
+	"example.com/platform/shared/domain"
+	"example.com/platform/shared/domain/fakegateway"
+	"example.com/platform/shared/domain/orders"
 	"example.com/platform/shared/events"
 	"example.com/platform/shared/manifest"
-	"example.com/platform/shared/orders"
-	"example.com/platform/shared/testing/fakegateway"
 	"example.com/platform/shared/testing/fftest"
 	"example.com/platform/shared/testing/logbuf"
 	"example.com/platform/shared/testing/pgtest"
@@ -48,7 +49,7 @@ func TestThroughTheFramework(t *testing.T) {
 	} {
 		t.Setenv(k, v)
 	}
-	lazy.Reset()
+	function.Reset()
 	fnURL := fftest.Start(t, EntryPoint)
 
 	// The first request builds the handler (and migrates the database);
@@ -57,7 +58,7 @@ func TestThroughTheFramework(t *testing.T) {
 	badID := uuid.NewString()
 	bad := messagingMessage{Data: []byte(`{`), Attributes: map[string]string{
 		events.AttrID: badID, events.AttrSource: "//example.com/orders-api", events.AttrSpecVersion: "1.0",
-		events.AttrType: events.TypeOrderCreated, events.AttrSubject: "x", events.AttrTime: time.Now().UTC().Format(time.RFC3339),
+		events.AttrType: domain.TypeOrderCreated, events.AttrSubject: "x", events.AttrTime: time.Now().UTC().Format(time.RFC3339),
 		events.AttrContentType: events.ContentTypeJSON,
 	}}
 	want(t, "bad payload", push(t, fnURL, bad), http.StatusNoContent)
@@ -108,7 +109,7 @@ func TestThroughTheFramework(t *testing.T) {
 }
 
 func TestConfigErrorListsEverythingMissing(t *testing.T) {
-	_, err := build(context.Background(), func(string) string { return "" })
+	_, err := function.Build(context.Background(), func(string) string { return "" })
 	if !errors.Is(err, app.ErrConfig) {
 		t.Fatalf("err %v, want a configuration error", err)
 	}
@@ -125,14 +126,14 @@ func TestConfigErrorListsEverythingMissing(t *testing.T) {
 		app.EnvFunction: "payment", app.EnvProject: "p", app.EnvDatabaseURL: "postgres://localhost/x",
 		EnvGatewayURL: "ftp://gateway", EnvGatewayTimeout: "-1s",
 	}
-	_, err = build(context.Background(), func(k string) string { return vars[k] })
+	_, err = function.Build(context.Background(), func(k string) string { return vars[k] })
 	if !errors.Is(err, app.ErrConfig) || !strings.Contains(err.Error(), EnvGatewayURL) || !strings.Contains(err.Error(), EnvGatewayTimeout) {
 		t.Fatalf("invalid values not reported: %v", err)
 	}
 
 	// Served lazily, the message is the 500 answer of every request.
 	lazy := app.NewLazy(func(ctx context.Context) (http.Handler, error) {
-		return build(ctx, func(string) string { return "" })
+		return function.Build(ctx, func(string) string { return "" })
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	rec := httptest.NewRecorder()
 	lazy.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", nil))

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	"example.com/platform/shared/app"
 	"example.com/platform/shared/breaker"
 	"example.com/platform/shared/retry"
 )
@@ -239,4 +241,51 @@ func (g *HTTPGateway) attempt(ctx context.Context, key string, body []byte) (Cha
 		return ChargeResult{DeclineCode: a.DeclineCode}, nil
 	}
 	return ChargeResult{}, retry.Permanentf("payment gateway: unexpected answer (HTTP %d): %.200s", resp.StatusCode, raw)
+}
+
+// Environment variables of the function (besides app's common ones).
+const (
+	// EnvGatewayURL is the gateway's base URL. Required; function.yaml
+	// sets the production value, the local stack the fake gateway's.
+	EnvGatewayURL = "PAYMENT_GATEWAY_URL"
+	// EnvGatewayTimeout bounds one HTTP call to the gateway (Go duration,
+	// default 10s).
+	EnvGatewayTimeout = "PAYMENT_GATEWAY_TIMEOUT"
+	// EnvGatewayAPIKey is the gateway's API key (a Secret Manager secret
+	// in production); optional, for a local gateway that needs none.
+	EnvGatewayAPIKey = "PAYMENT_GATEWAY_API_KEY"
+)
+
+// gatewayVars declares the gateway's environment variables.
+var gatewayVars = []app.Var{
+	{Name: EnvGatewayURL, Required: true, Check: CheckGatewayURL},
+	{Name: EnvGatewayTimeout, Default: DefaultGatewayTimeout.String(), Check: checkTimeout},
+	{Name: EnvGatewayAPIKey},
+}
+
+func checkTimeout(v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return err
+	}
+	if d <= 0 {
+		return fmt.Errorf("must be positive")
+	}
+	return nil
+}
+
+// GatewayFromEnv is the HTTP gateway env configures, its circuit breaker
+// logging state changes to logger.
+func GatewayFromEnv(env app.Env, logger *slog.Logger) (*HTTPGateway, error) {
+	timeout, _ := time.ParseDuration(env.Var(EnvGatewayTimeout)) // checked by app
+	gw, err := NewHTTPGateway(GatewayConfig{
+		BaseURL: env.Var(EnvGatewayURL),
+		APIKey:  env.Var(EnvGatewayAPIKey),
+		Timeout: timeout,
+		Breaker: breaker.Config{OnStateChange: breaker.LogStateChanges(logger)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", app.ErrConfig, err)
+	}
+	return gw, nil
 }

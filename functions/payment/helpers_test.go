@@ -15,12 +15,13 @@ import (
 
 	"example.com/platform/shared/app"
 	"example.com/platform/shared/breaker"
+	"example.com/platform/shared/domain"
+	"example.com/platform/shared/domain/fakegateway"
+	"example.com/platform/shared/domain/orders"
 	"example.com/platform/shared/events"
 	"example.com/platform/shared/handler"
 	"example.com/platform/shared/messaging"
-	"example.com/platform/shared/orders"
 	"example.com/platform/shared/retry"
-	"example.com/platform/shared/testing/fakegateway"
 	"example.com/platform/shared/testing/logbuf"
 	"example.com/platform/shared/testing/pgtest"
 	"example.com/platform/shared/testing/pubsubtest"
@@ -29,7 +30,15 @@ import (
 
 type messagingMessage = messaging.Message
 
-func handlerConfig() handler.Config { return handler.Config{} }
+// newHandler is the function's push endpoint on deps and gw, configured
+// as registered.
+func newHandler(ctx context.Context, deps *app.Deps, gw Gateway) (*handler.Handler, error) {
+	if err := function.Migrate(ctx, deps.DB); err != nil {
+		return nil, err
+	}
+	svc := &Service{DB: deps.DB, Gateway: gw, Logger: deps.Logger}
+	return deps.Handler(handler.Lease(svc.Handle), handlerConfig)
+}
 
 // serve serves h on a local port for the test.
 func serve(t *testing.T, h http.Handler) string {
@@ -112,7 +121,7 @@ func newEnv(t *testing.T, o options) *env {
 	if o.wrap != nil {
 		gw = o.wrap(gw)
 	}
-	h, err := newHandler(ctx, deps, gw, handler.Config{})
+	h, err := newHandler(ctx, deps, gw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,18 +132,18 @@ func newEnv(t *testing.T, o options) *env {
 }
 
 // order inserts a pending order and returns its order.created message.
-func (e *env) order(customer string, total int64) (events.OrderCreated, messaging.Message) {
+func (e *env) order(customer string, total int64) (domain.OrderCreated, messaging.Message) {
 	e.t.Helper()
-	o := events.OrderCreated{
+	o := domain.OrderCreated{
 		OrderID: uuid.NewString(), CustomerID: customer,
-		Items:    []events.LineItem{{SKU: "SKU-1", Quantity: 1, UnitPrice: total}},
+		Items:    []domain.LineItem{{SKU: "SKU-1", Quantity: 1, UnitPrice: total}},
 		Currency: "EUR", Total: total, CreatedAt: time.Now().UTC(),
 	}
 	e.insertOrder(o)
 	return o, e.message(o)
 }
 
-func (e *env) insertOrder(o events.OrderCreated) {
+func (e *env) insertOrder(o domain.OrderCreated) {
 	e.t.Helper()
 	items, _ := json.Marshal(o.Items)
 	if _, err := e.deps.DB.Exec(context.Background(),
@@ -144,7 +153,7 @@ func (e *env) insertOrder(o events.OrderCreated) {
 	}
 }
 
-func (e *env) message(o events.OrderCreated, opts ...events.Option) messaging.Message {
+func (e *env) message(o domain.OrderCreated, opts ...events.Option) messaging.Message {
 	e.t.Helper()
 	_, m, err := events.NewMessage(context.Background(), "//example.com/orders-api", o, opts...)
 	if err != nil {

@@ -1,24 +1,25 @@
+// Package payment is the payment function: it consumes order.created,
+// charges the customer through the payment gateway and emits
+// payment.processed or payment.failed. See README.md for the gateway
+// contract and the configuration.
 package payment
 
 import (
 	"context"
-	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
+	"example.com/platform/shared/domain"
+	"example.com/platform/shared/domain/orders"
 	"example.com/platform/shared/events"
 	"example.com/platform/shared/handler"
 	"example.com/platform/shared/idempotency"
-	"example.com/platform/shared/orders"
-	"example.com/platform/shared/outbox"
 	"example.com/platform/shared/postgres"
 	"example.com/platform/shared/retry"
 )
@@ -76,10 +77,6 @@ type DB interface {
 type Service struct {
 	DB      DB
 	Gateway Gateway
-	// Publish publishes outbox rows after their transaction committed
-	// (outbox.Relay.PublishAfterCommit). A failure is only logged: the
-	// relay publishes what is left. Nil leaves everything to the relay.
-	Publish func(ctx context.Context, ids ...int64) error
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Now is the clock of the emitted events. Default time.Now.
@@ -96,83 +93,65 @@ type result struct {
 	Skipped string `json:"skipped,omitempty"`
 }
 
-// Handle processes one order.created event. It must run inside the Lease
-// middleware (handler.Lease), whose claim key is passed on to the gateway
-// as the idempotency key, so a charge repeated after a crash, a timeout or
-// a lost lease is not taken twice.
+// Handle processes one order.created event in lease mode: the claim's key
+// is passed on to the gateway as the idempotency key, so a charge repeated
+// after a crash, a timeout or a lost lease is not taken twice.
 //
 // When the order is no longer pending (a late duplicate whose idempotency
 // record was already purged), nothing is charged and the event is
 // acknowledged. Otherwise the gateway is called; an approval or a decline
 // is recorded in one transaction: the payment row, the order's move to paid
 // or payment_failed, the payment.processed or payment.failed outbox row and
-// the completion of the lease claim. The outbox row is published after the
-// commit. Gateway and database errors keep their retry class; a missing
+// the completion of the lease claim (Claim.Complete). The kernel publishes
+// the outbox row after the commit. Gateway and database errors keep their retry class; a missing
 // order and a refused charge are permanent.
-func (s *Service) Handle(ctx context.Context, in *events.Incoming) error {
-	order, ok := in.Payload.(events.OrderCreated)
-	if !ok {
-		return retry.Permanentf("payment: unexpected event type %q", in.Event.Type())
-	}
-	claim, ok := handler.LeaseClaim(ctx)
-	if !ok {
-		return retry.Permanentf("payment: not running under the lease middleware")
-	}
+func (s *Service) Handle(ctx context.Context, claim *handler.Claim, ev handler.Event[domain.OrderCreated]) ([]byte, error) {
+	order := ev.Data
 	log := s.logger().With("order_id", order.OrderID)
 
 	status, err := orders.Get(ctx, s.DB, order.OrderID)
 	if errors.Is(err, orders.ErrNotFound) {
 		// The order commits with the event announcing it: a missing order
 		// will not appear later.
-		return retry.Permanent(fmt.Errorf("get order %s: %w", order.OrderID, err))
+		return nil, retry.Permanent(fmt.Errorf("get order %s: %w", order.OrderID, err))
 	}
 	if err != nil {
-		return fmt.Errorf("get order %s: %w", order.OrderID, err)
+		return nil, fmt.Errorf("get order %s: %w", order.OrderID, err)
 	}
 	if status != orders.Pending {
 		log.InfoContext(ctx, "order no longer pending; nothing to charge", "status", string(status))
-		handler.LeaseResult(ctx, mustJSON(result{Status: "skipped", Skipped: string(status)}))
-		return nil
+		return mustJSON(result{Status: "skipped", Skipped: string(status)}), nil
 	}
 
 	res := ChargeResult{Approved: true, Reference: "free"}
 	if order.Total > 0 {
 		res, err = s.Gateway.Charge(ctx, ChargeRequest{
-			IdempotencyKey: claim.Key.ID,
+			IdempotencyKey: claim.Key().ID,
 			OrderID:        order.OrderID,
 			CustomerID:     order.CustomerID,
 			Amount:         order.Total,
 			Currency:       order.Currency,
 		})
 		if err != nil {
-			return fmt.Errorf("charge order %s: %w", order.OrderID, err)
+			return nil, fmt.Errorf("charge order %s: %w", order.OrderID, err)
 		}
 	}
-
-	ids, err := s.record(ctx, in, order, claim.Key, res)
-	if err != nil {
-		return err
-	}
-	if len(ids) > 0 && s.Publish != nil {
-		if perr := s.Publish(context.WithoutCancel(ctx), ids...); perr != nil {
-			log.WarnContext(ctx, "publish after commit failed; the outbox relay will publish", "error", perr.Error())
-		}
-	}
-	return nil
+	return nil, s.record(ctx, claim, ev.Event.ID(), order, res)
 }
 
-// record writes the outcome in one transaction and returns the outbox ids.
-func (s *Service) record(ctx context.Context, in *events.Incoming, order events.OrderCreated, key idempotency.Key, res ChargeResult) ([]int64, error) {
+// record writes the outcome and completes the claim in one transaction.
+func (s *Service) record(ctx context.Context, claim *handler.Claim, eventID string, order domain.OrderCreated, res ChargeResult) error {
+	key := claim.Key()
 	now := s.now().UTC()
 	paymentID := PaymentID(key)
 	to, status := orders.PaymentFailed, "declined"
-	var payload events.Payload = events.PaymentFailed{
+	var payload events.Payload = domain.PaymentFailed{
 		OrderID: order.OrderID, Reason: ReasonDeclined, DeclineCode: res.DeclineCode,
 		Amount: order.Total, Currency: order.Currency, FailedAt: now,
 	}
 	if res.Approved {
 		to, status = orders.Paid, "approved"
-		payload = events.PaymentProcessed{
+		payload = domain.PaymentProcessed{
 			OrderID: order.OrderID, PaymentID: paymentID, Amount: order.Total, Currency: order.Currency,
 			GatewayReference: res.Reference, ProcessedAt: now,
 		}
@@ -180,11 +159,11 @@ func (s *Service) record(ctx context.Context, in *events.Incoming, order events.
 
 	tx, err := s.DB.Begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
+		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
 
-	adv, err := orders.Advance(ctx, tx, order.OrderID, to, in.Event.ID())
+	adv, err := orders.Advance(ctx, tx, order.OrderID, to, eventID)
 	if errors.Is(err, orders.ErrIllegalAdvance) {
 		// The order reached the sibling outcome (paid vs payment_failed)
 		// through another event while the gateway answered: the same
@@ -192,7 +171,7 @@ func (s *Service) record(ctx context.Context, in *events.Incoming, order events.
 		adv, err = orders.Result{From: adv.From}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("advance order: %w", err)
+		return fmt.Errorf("advance order: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `
 INSERT INTO payments (id, idempotency_key, order_id, customer_id, amount, currency, status,
@@ -200,20 +179,16 @@ INSERT INTO payments (id, idempotency_key, order_id, customer_id, amount, curren
 VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), NULLIF($9, ''), $10, $11)
 ON CONFLICT (idempotency_key) DO NOTHING`,
 		paymentID, key.ID, order.OrderID, order.CustomerID, order.Total, order.Currency, status,
-		res.Reference, res.DeclineCode, in.Event.ID(), adv.Moved); err != nil {
-		return nil, fmt.Errorf("insert payment: %w", err)
+		res.Reference, res.DeclineCode, eventID, adv.Moved); err != nil {
+		return fmt.Errorf("insert payment: %w", err)
 	}
-	var ids []int64
+	var out []handler.Out
 	if adv.Moved {
-		topic, msg, err := events.NewMessage(ctx, Source, payload)
+		o, err := handler.Emit(ctx, Source, payload)
 		if err != nil {
-			return nil, fmt.Errorf("build %s: %w", payload.EventType(), err)
+			return err
 		}
-		id, err := outbox.Write(ctx, tx, topic, msg)
-		if err != nil {
-			return nil, fmt.Errorf("write outbox: %w", err)
-		}
-		ids = append(ids, id)
+		out = append(out, o)
 	} else {
 		// Another event for this order got there first while the gateway
 		// was answering: the charge is recorded for reconciliation, the
@@ -223,18 +198,13 @@ ON CONFLICT (idempotency_key) DO NOTHING`,
 	}
 
 	stored := mustJSON(result{PaymentID: paymentID, Status: status, Reference: res.Reference})
-	switch err := handler.CompleteLeaseTx(ctx, tx, stored); {
-	case errors.Is(err, handler.ErrNoLease):
-		// A lease store that cannot join the transaction: the middleware
-		// completes the claim after the commit.
-		handler.LeaseResult(ctx, stored)
-	case err != nil:
-		return nil, fmt.Errorf("complete claim: %w", err)
+	if err := claim.Complete(ctx, tx, stored, out...); err != nil {
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("commit payment: %w", err)
+		return fmt.Errorf("commit payment: %w", err)
 	}
-	return ids, nil
+	return nil
 }
 
 // paymentNamespace scopes PaymentID's name-based UUIDs.
@@ -269,15 +239,16 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-//go:embed migrations/*.sql
-var migrations embed.FS
+// EntryPoint is the name the function is registered under (function.yaml
+// entry_point).
+const EntryPoint = "Payment"
 
-// Migrate creates or updates the payments table. It is safe to call from
-// every instance at start (see postgres.Migrate).
-func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	return postgres.Migrate(ctx, pool, "payment", sub)
-}
+// HandlerTimeout bounds the handling of one delivery: long enough for the
+// gateway client's retries, below the function's 60s timeout.
+const HandlerTimeout = 50 * time.Second
+
+// handlerConfig: no in-process retry of the whole delivery (the gateway
+// client retries its own calls; a delivery that still fails, or finds its
+// event in progress elsewhere, answers 503 so Pub/Sub redelivers with
+// backoff instead of holding a request slot).
+var handlerConfig = handler.Config{Timeout: HandlerTimeout, Retry: retry.Policy{MaxAttempts: 1}}

@@ -12,11 +12,12 @@ import (
 
 	"example.com/platform/shared/breaker"
 	"example.com/platform/shared/deadletter"
+	"example.com/platform/shared/domain"
+	"example.com/platform/shared/domain/fakegateway"
+	"example.com/platform/shared/domain/orders"
 	"example.com/platform/shared/events"
 	"example.com/platform/shared/idempotency"
-	"example.com/platform/shared/orders"
 	"example.com/platform/shared/retry"
-	"example.com/platform/shared/testing/fakegateway"
 )
 
 func TestApprovedOrderIsPaidAndAnnounced(t *testing.T) {
@@ -48,11 +49,11 @@ func TestApprovedOrderIsPaidAndAnnounced(t *testing.T) {
 			if len(msgs) != 1 {
 				t.Fatalf("payment.processed messages: %d", len(msgs))
 			}
-			p := decode[events.PaymentProcessed](t, msgs[0])
+			p := decode[domain.PaymentProcessed](t, msgs[0])
 			want(t, "event payment id", p.PaymentID, pays[0].ID)
 			want(t, "event reference", p.GatewayReference, c.Reference)
 			want(t, "event amount", p.Amount, int64(4200))
-			want(t, "event type", msgs[0].Attributes[events.AttrType], events.TypePaymentProcessed)
+			want(t, "event type", msgs[0].Attributes[events.AttrType], domain.TypePaymentProcessed)
 			want(t, "event source", msgs[0].Attributes[events.AttrSource], Source)
 			want(t, "ordering key", msgs[0].OrderingKey, o.OrderID)
 			if n := len(published(e.pubsub, "payment.failed", "")) + len(published(e.pubsub, "payment.dlq", "")); n != 0 {
@@ -86,7 +87,7 @@ func TestDeclineIsABusinessOutcome(t *testing.T) {
 			if len(msgs) != 1 {
 				t.Fatalf("payment.failed messages: %d", len(msgs))
 			}
-			f := decode[events.PaymentFailed](t, msgs[0])
+			f := decode[domain.PaymentFailed](t, msgs[0])
 			want(t, "reason", f.Reason, ReasonDeclined)
 			want(t, "decline code", f.DeclineCode, "insufficient_funds")
 			want(t, "amount", f.Amount, int64(999))
@@ -280,7 +281,7 @@ func TestTamperedPayloadIsDeadLettered(t *testing.T) {
 	o, m := e.order("cust", 100)
 	want(t, "original", push(t, e.url, m), http.StatusNoContent)
 	forged := o
-	forged.Items = []events.LineItem{{SKU: "SKU-1", Quantity: 1, UnitPrice: 1}}
+	forged.Items = []domain.LineItem{{SKU: "SKU-1", Quantity: 1, UnitPrice: 1}}
 	forged.Total = 1
 	fm := e.message(forged, events.WithID(m.Attributes[events.AttrID]))
 	want(t, "forged", push(t, e.url, fm), http.StatusNoContent)
@@ -326,9 +327,9 @@ func TestBadPayloadsAreDeadLettered(t *testing.T) {
 
 func TestUnknownOrderIsDeadLettered(t *testing.T) {
 	e := newEnv(t, options{})
-	o := events.OrderCreated{
+	o := domain.OrderCreated{
 		OrderID: "0b7a3c55-8c1e-4f0e-9a57-6f2b1e2f9d10", CustomerID: "cust",
-		Items: []events.LineItem{{SKU: "A", Quantity: 1, UnitPrice: 5}}, Currency: "EUR", Total: 5, CreatedAt: time.Now().UTC(),
+		Items: []domain.LineItem{{SKU: "A", Quantity: 1, UnitPrice: 5}}, Currency: "EUR", Total: 5, CreatedAt: time.Now().UTC(),
 	}
 	m := e.message(o) // never inserted
 	want(t, "status code", push(t, e.url, m), http.StatusNoContent)
@@ -344,7 +345,7 @@ func TestGatewayRefusalIsPermanent(t *testing.T) {
 	// A charge the gateway refuses as invalid (400) cannot succeed later.
 	client, err := NewHTTPGateway(GatewayConfig{BaseURL: e.gw.URL, APIKey: "wrong-key", Retry: fastRetry})
 	must(t, err)
-	h, err := newHandler(context.Background(), e.deps, client, handlerConfig())
+	h, err := newHandler(context.Background(), e.deps, client)
 	must(t, err)
 	url := serve(t, h)
 	o, m := e.order("cust", 100)

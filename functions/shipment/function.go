@@ -17,7 +17,7 @@ const EnvCarriers = "SHIPMENT_CARRIERS"
 
 var (
 	//go:embed function.yaml
-	manifest []byte
+	manifestYAML []byte
 	//go:embed migrations/*.sql
 	migrations embed.FS
 )
@@ -25,7 +25,7 @@ var (
 // function is the registered function: transactional consumer of
 // payment.processed (the mode follows from Service.Handle's type).
 var function = app.Register(app.Function{
-	Manifest:   manifest,
+	Manifest:   manifestYAML,
 	Vars:       []app.Var{{Name: EnvCarriers, Default: DefaultCarriers, Check: func(v string) error { _, err := ParseCarriers(v); return err }}},
 	Migrations: []app.Migration{{Name: "orders", FS: orders.Migrations()}, {Name: "shipment", FS: migrations, Dir: "migrations"}},
 	Consumer:   app.Transactional(newService, (*Service).Handle),
