@@ -26,7 +26,9 @@ import (
 	"time"
 
 	"example.com/platform/shared/events"
+	"example.com/platform/shared/handler"
 	"example.com/platform/shared/warehouse"
+	"example.com/platform/shared/warehouse/sinkenv"
 )
 
 // Table is the BigQuery table the function writes to.
@@ -53,7 +55,8 @@ type Service struct {
 
 // Record writes the row of one decoded event. Its errors keep the sink's
 // classification (permanent rejections, transient outages).
-func (s *Service) Record(ctx context.Context, in *events.Incoming) error {
+func (s *Service) Record(ctx context.Context, ev handler.Event[events.Payload]) error {
+	in := ev.Incoming
 	now := time.Now
 	if s.Now != nil {
 		now = s.Now
@@ -101,3 +104,26 @@ func nullable(s string) any {
 	}
 	return s
 }
+
+// EntryPoint is the function's entry point (function.yaml entry_point).
+const EntryPoint = "Analytics"
+
+// Environment variables read besides app's common ones (see package
+// sinkenv).
+const (
+	// EnvProject and EnvDataset name the analytics dataset (set by
+	// Terraform). Required with the bigquery sink.
+	EnvProject = sinkenv.EnvProject
+	EnvDataset = sinkenv.EnvDataset
+	// EnvSink selects the sink: bigquery (default), jsonl or memory. The
+	// last two are for local runs and log a WARNING at start.
+	EnvSink = "ANALYTICS_SINK"
+	// EnvJSONLPath is the jsonl sink's file (default analytics-events.jsonl).
+	EnvJSONLPath = "ANALYTICS_JSONL_PATH"
+	// EnvInsertTimeout bounds one insert including the client's own
+	// retries (Go duration, default 10s).
+	EnvInsertTimeout = sinkenv.EnvInsertTimeout
+)
+
+// sinkEnv is the function's warehouse sink configuration.
+var sinkEnv = sinkenv.Config{Sink: EnvSink, JSONLPath: EnvJSONLPath, DefaultJSONLPath: "analytics-events.jsonl"}

@@ -20,7 +20,9 @@ import (
 
 	"example.com/platform/shared/app"
 	"example.com/platform/shared/deadletter"
+	"example.com/platform/shared/domain"
 	"example.com/platform/shared/events"
+	"example.com/platform/shared/handler"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/observability"
 	"example.com/platform/shared/retry"
@@ -36,9 +38,9 @@ const subscription = "projects/test-project/subscriptions/analytics--order.creat
 func orderMessage(t *testing.T) messaging.Message {
 	t.Helper()
 	ctx := observability.WithTrace(context.Background(), observability.NewTrace(true))
-	_, m, err := events.NewMessage(ctx, "//example.com/orders-api", events.OrderCreated{
+	_, m, err := events.NewMessage(ctx, "//example.com/orders-api", domain.OrderCreated{
 		OrderID: uuid.NewString(), CustomerID: "cust-1",
-		Items:    []events.LineItem{{SKU: "SKU-1", Quantity: 2, UnitPrice: 500}},
+		Items:    []domain.LineItem{{SKU: "SKU-1", Quantity: 2, UnitPrice: 500}},
 		Currency: "EUR", Total: 1000, CreatedAt: time.Now().UTC(),
 	})
 	if err != nil {
@@ -94,7 +96,7 @@ func checkRow(t *testing.T, got warehouse.Stored, m messaging.Message, d events.
 	_ = json.Unmarshal(m.Data, &wantData)
 	wantJSON, _ := json.Marshal(wantData)
 	want := map[string]any{
-		"event_id": id, "event_type": events.TypeOrderCreated, "source": "//example.com/orders-api",
+		"event_id": id, "event_type": domain.TypeOrderCreated, "source": "//example.com/orders-api",
 		"subject": m.OrderingKey, "ordering_key": m.OrderingKey, "event_time": evTime.UTC().Truncate(time.Microsecond),
 		"data": string(wantJSON), "trace_id": tc.TraceID, "subscription": d.Subscription,
 	}
@@ -362,7 +364,7 @@ func TestEventRowMatchesTheSchemaFile(t *testing.T) {
 
 func TestConfigErrorListsEverythingMissing(t *testing.T) {
 	env := func(vars map[string]string) func(string) string { return func(k string) string { return vars[k] } }
-	h := app.NewLazy(buildFrom(env(nil)), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := app.NewLazy(func(ctx context.Context) (http.Handler, error) { return function.Build(ctx, env(nil)) }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}")))
 	if rec.Code != http.StatusInternalServerError {
@@ -375,7 +377,7 @@ func TestConfigErrorListsEverythingMissing(t *testing.T) {
 	}
 
 	// A local sink needs no dataset; an unknown sink is named.
-	_, err := build(context.Background(), env(map[string]string{EnvSink: "bogus"}))
+	_, err := function.Build(context.Background(), env(map[string]string{EnvSink: "bogus"}))
 	if err == nil || !strings.Contains(err.Error(), EnvSink) || strings.Contains(err.Error(), EnvDataset) {
 		t.Fatalf("err %v", err)
 	}
@@ -398,11 +400,19 @@ func TestLocalSinkLogsALoudWarning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := (&Service{Sink: sink}).Record(context.Background(), in); err != nil {
+	if err := (&Service{Sink: sink}).Record(context.Background(), handler.Event[events.Payload]{Incoming: in, Data: in.Payload}); err != nil {
 		t.Fatal(err)
 	}
 	recs, err := warehouse.ReadJSONL(path)
 	if err != nil || len(recs) != 1 || recs[0].InsertID != m.Attributes["ce-id"] {
 		t.Fatalf("records %+v, %v", recs, err)
 	}
+}
+
+// newHandler is the function's push endpoint around svc, configured as
+// registered.
+func newHandler(svc *Service, dl *deadletter.Publisher, logger *slog.Logger, consumer string) (*handler.Handler, error) {
+	cfg := handlerConfig
+	cfg.Consumer, cfg.Logger, cfg.DeadLetter = consumer, logger, dl
+	return handler.New(cfg, handler.Stateless(svc.Record))
 }

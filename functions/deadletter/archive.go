@@ -25,6 +25,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -35,6 +36,7 @@ import (
 	dl "example.com/platform/shared/deadletter"
 	"example.com/platform/shared/events"
 	"example.com/platform/shared/warehouse"
+	"example.com/platform/shared/warehouse/sinkenv"
 )
 
 // Table is the BigQuery table of archived dead letters.
@@ -229,4 +231,40 @@ func nullable(s string) any {
 		return nil
 	}
 	return s
+}
+
+// EntryPoint is the function's entry point (function.yaml entry_point).
+const EntryPoint = "DeadLetter"
+
+// Environment variables read besides app's common ones (see package
+// sinkenv).
+const (
+	// EnvProject and EnvDataset name the analytics dataset (set by
+	// Terraform). Required with the bigquery sink.
+	EnvProject = sinkenv.EnvProject
+	EnvDataset = sinkenv.EnvDataset
+	// EnvSink selects the sink: bigquery (default), jsonl or memory. The
+	// last two are for local runs and log a WARNING at start.
+	EnvSink = "DEADLETTER_SINK"
+	// EnvJSONLPath is the jsonl sink's file (default dead-letters.jsonl).
+	EnvJSONLPath = "DEADLETTER_JSONL_PATH"
+	// EnvInsertTimeout bounds one insert including the client's own
+	// retries (Go duration, default 10s).
+	EnvInsertTimeout = sinkenv.EnvInsertTimeout
+)
+
+// sinkEnv is the function's warehouse sink configuration.
+var sinkEnv = sinkenv.Config{Sink: EnvSink, JSONLPath: EnvJSONLPath, DefaultJSONLPath: "dead-letters.jsonl"}
+
+// archiver is the Service with the function's logger.
+type archiver struct {
+	*Service
+	logger *slog.Logger
+}
+
+func (a *archiver) archive(ctx context.Context, in *events.Incoming, decodeErr error) error {
+	if decodeErr != nil {
+		a.logger.InfoContext(ctx, "archiving a dead letter that is not a valid event", "decode_error", decodeErr.Error())
+	}
+	return a.Archive(ctx, in)
 }

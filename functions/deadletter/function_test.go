@@ -19,7 +19,9 @@ import (
 
 	"example.com/platform/shared/app"
 	dl "example.com/platform/shared/deadletter"
+	"example.com/platform/shared/domain"
 	"example.com/platform/shared/events"
+	"example.com/platform/shared/handler"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/retry"
 	"example.com/platform/shared/testing/fftest"
@@ -36,9 +38,9 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // permanently failed order.created event.
 func annotated(t *testing.T, data []byte) messaging.Message {
 	t.Helper()
-	_, m, err := events.NewMessage(context.Background(), "//example.com/orders-api", events.OrderCreated{
+	_, m, err := events.NewMessage(context.Background(), "//example.com/orders-api", domain.OrderCreated{
 		OrderID: uuid.NewString(), CustomerID: "cust-1",
-		Items:    []events.LineItem{{SKU: "SKU-1", Quantity: 1, UnitPrice: 100}},
+		Items:    []domain.LineItem{{SKU: "SKU-1", Quantity: 1, UnitPrice: 100}},
 		Currency: "EUR", Total: 100, CreatedAt: time.Now().UTC(),
 	})
 	if err != nil {
@@ -258,7 +260,7 @@ func init() {
 		}
 		return nil
 	}
-	functions.HTTP("DeadLetterPanicking", NewHandler(&Service{Sink: exploding}, quiet, "deadletter").ServeHTTP)
+	functions.HTTP("DeadLetterPanicking", newHandler(&Service{Sink: exploding}, quiet, "deadletter").ServeHTTP)
 }
 
 func TestPanicAnswers5xxAndTheProcessSurvives(t *testing.T) {
@@ -311,7 +313,9 @@ func TestEveryColumnIsSet(t *testing.T) {
 }
 
 func TestConfigErrorListsEverythingMissing(t *testing.T) {
-	h := app.NewLazy(buildFrom(func(string) string { return "" }), quiet)
+	h := app.NewLazy(func(ctx context.Context) (http.Handler, error) {
+		return function.Build(ctx, func(string) string { return "" })
+	}, quiet)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", strings.NewReader("x")))
 	if rec.Code != http.StatusInternalServerError {
@@ -326,8 +330,20 @@ func TestConfigErrorListsEverythingMissing(t *testing.T) {
 
 func TestNonPostIsRejected(t *testing.T) {
 	rec := httptest.NewRecorder()
-	NewHandler(&Service{Sink: warehouse.NewMemory(Tables())}, quiet, "").ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	newHandler(&Service{Sink: warehouse.NewMemory(Tables())}, quiet, "deadletter").ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Fatalf("status %d", rec.Code)
 	}
+}
+
+// newHandler is the function's push endpoint around svc, configured as
+// registered.
+func newHandler(svc *Service, logger *slog.Logger, consumer string) http.Handler {
+	cfg := handlerConfig
+	cfg.Consumer, cfg.Logger = consumer, logger
+	h, err := handler.New(cfg, handler.Raw((&archiver{Service: svc, logger: logger}).archive))
+	if err != nil {
+		panic(err)
+	}
+	return h
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"example.com/platform/shared/observability"
-	"example.com/platform/shared/orders"
+	"example.com/platform/shared/domain/orders"
 	"example.com/platform/shared/retry"
 )
 

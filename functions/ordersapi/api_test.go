@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"example.com/platform/shared/orders"
+	"example.com/platform/shared/domain/orders"
 	"example.com/platform/shared/testing/pubsubtest"
 )
 

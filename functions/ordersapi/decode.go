@@ -12,16 +12,16 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"example.com/platform/shared/events"
+	"example.com/platform/shared/domain"
 )
 
 // Request limits of POST /v1/orders.
 const (
 	MaxBodyBytes          = 64 << 10
-	MaxLineItems          = events.MaxLineItems // 100
-	MaxQuantity           = events.MaxQuantity  // 10000
+	MaxLineItems          = domain.MaxLineItems // 100
+	MaxQuantity           = domain.MaxQuantity  // 10000
 	MaxUnitPrice          = 1_000_000_000_000   // minor units; keeps every total below 2^63
-	MaxCustomerIDBytes    = events.MaxTextLength
+	MaxCustomerIDBytes    = domain.MaxTextLength
 	MaxIdempotencyKeyLen  = 255
 	MaxSKULen             = 64
 	idempotencyKeyPattern = "1 to 255 visible ASCII characters"
@@ -95,7 +95,7 @@ func decodeCreate(body []byte) (CreateRequest, []FieldError) {
 	if v, ok := d.member(top, "", "currency"); ok {
 		if s, ok := d.str("currency", v); ok {
 			req.Currency = s
-			if !events.IsCurrency(s) {
+			if !domain.IsCurrency(s) {
 				d.add("currency", fmt.Sprintf("must be an upper-case ISO 4217 currency code such as EUR, got %q", truncate(s, 16)))
 			}
 		}
@@ -106,7 +106,7 @@ func decodeCreate(body []byte) (CreateRequest, []FieldError) {
 	return req, d.errs
 }
 
-func (d *decoder) items(v json.RawMessage) []events.LineItem {
+func (d *decoder) items(v json.RawMessage) []domain.LineItem {
 	if v[0] != '[' {
 		d.add("items", "must be an array of line items, got "+jsonKind(v))
 		return nil
@@ -124,7 +124,7 @@ func (d *decoder) items(v json.RawMessage) []events.LineItem {
 		d.add("items", fmt.Sprintf("must contain at most %d line items, got %d", MaxLineItems, len(elems)))
 		return nil
 	}
-	out := make([]events.LineItem, len(elems))
+	out := make([]domain.LineItem, len(elems))
 	allowed := map[string]bool{"sku": true, "quantity": true, "unit_price": true}
 	for i, e := range elems {
 		p := fmt.Sprintf("items[%d]", i)

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"example.com/platform/shared/app"
+	"example.com/platform/shared/domain"
 	"example.com/platform/shared/events"
 )
 
@@ -64,7 +65,7 @@ func build(ctx context.Context, getenv func(string) string) (http.Handler, error
 	if err != nil {
 		return nil, err
 	}
-	topic, err := events.TopicFor(events.TypeOrderCreated)
+	topic, err := events.TopicFor(domain.TypeOrderCreated)
 	if err != nil {
 		deps.Close()
 		return nil, err

@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"example.com/platform/shared/app"
-	"example.com/platform/shared/orders"
+	"example.com/platform/shared/domain/orders"
 	"example.com/platform/shared/testing/fftest"
 	"example.com/platform/shared/testing/pgtest"
 	"example.com/platform/shared/testing/pubsubtest"

@@ -14,9 +14,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"example.com/platform/shared/events"
+	"example.com/platform/shared/domain"
+	"example.com/platform/shared/domain/orders"
 	"example.com/platform/shared/messaging"
-	"example.com/platform/shared/orders"
 	"example.com/platform/shared/outbox"
 	"example.com/platform/shared/testing/pgtest"
 	"example.com/platform/shared/testing/pubsubtest"
@@ -179,14 +179,14 @@ func (s *stack) messages() []messaging.Message {
 func checkOrderCreated(t *testing.T, m messaging.Message, o OrderView) {
 	t.Helper()
 	a := m.Attributes
-	if a["ce-type"] != events.TypeOrderCreated || a["ce-subject"] != o.ID || a["ce-source"] != EventSource ||
+	if a["ce-type"] != domain.TypeOrderCreated || a["ce-subject"] != o.ID || a["ce-source"] != EventSource ||
 		a["ce-specversion"] != "1.0" || a["ce-id"] == "" || a["Content-Type"] != "application/json" {
 		t.Fatalf("attributes %v", a)
 	}
 	if m.OrderingKey != o.ID {
 		t.Fatalf("ordering key %q, want the order id %s", m.OrderingKey, o.ID)
 	}
-	var p events.OrderCreated
+	var p domain.OrderCreated
 	if err := json.Unmarshal(m.Data, &p); err != nil {
 		t.Fatal(err)
 	}

@@ -12,8 +12,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"example.com/platform/shared/domain"
+	"example.com/platform/shared/domain/orders"
 	"example.com/platform/shared/events"
-	"example.com/platform/shared/orders"
 	"example.com/platform/shared/outbox"
 	"example.com/platform/shared/postgres"
 )
@@ -30,7 +31,7 @@ const DefaultPublishTimeout = 5 * time.Second
 type CreateRequest struct {
 	CustomerID string            `json:"customer_id"`
 	Currency   string            `json:"currency"`
-	Items      []events.LineItem `json:"items"`
+	Items      []domain.LineItem `json:"items"`
 }
 
 // Hash is the SHA-256 of the canonical JSON of r: two requests that decode
@@ -103,7 +104,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, idempotencyKey 
 	if s.NewID != nil {
 		newID = s.NewID
 	}
-	payload := events.OrderCreated{
+	payload := domain.OrderCreated{
 		OrderID:    newID(),
 		CustomerID: req.CustomerID,
 		Items:      req.Items,

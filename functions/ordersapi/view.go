@@ -3,8 +3,8 @@ package ordersapi
 import (
 	"time"
 
-	"example.com/platform/shared/events"
-	"example.com/platform/shared/orders"
+	"example.com/platform/shared/domain"
+	"example.com/platform/shared/domain/orders"
 )
 
 // OrderView is the JSON representation of an order.
@@ -12,7 +12,7 @@ type OrderView struct {
 	ID         string            `json:"id"`
 	CustomerID string            `json:"customer_id"`
 	Currency   string            `json:"currency"`
-	Items      []events.LineItem `json:"items"`
+	Items      []domain.LineItem `json:"items"`
 	// Total is the sum of quantity x unit_price, in minor units.
 	Total         int64        `json:"total"`
 	Status        string       `json:"status"`
