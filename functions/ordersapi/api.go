@@ -16,8 +16,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"example.com/platform/shared/observability"
 	"example.com/platform/shared/domain/orders"
+	"example.com/platform/shared/observability"
 	"example.com/platform/shared/retry"
 )
 
@@ -372,3 +372,6 @@ func write(w http.ResponseWriter, status int, contentType string, b []byte) {
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
+
+// EntryPoint is the function's entry point (function.yaml entry_point).
+const EntryPoint = "OrdersAPI"

@@ -112,8 +112,8 @@ func TestThroughFramework(t *testing.T) {
 func TestConfigErrorListsEverythingMissing(t *testing.T) {
 	var logs bytes.Buffer
 	empty := func(string) string { return "" }
-	lazy := app.NewLazy(func(ctx context.Context) (http.Handler, error) { return build(ctx, empty) }, slog.New(slog.NewJSONHandler(&logs, nil)))
-	srv := httptest.NewServer(entry(lazy))
+	lazy := app.NewLazy(func(ctx context.Context) (http.Handler, error) { return function.Build(ctx, empty) }, slog.New(slog.NewJSONHandler(&logs, nil)))
+	srv := httptest.NewServer(app.WithHealthz(lazy))
 	defer srv.Close()
 	for _, path := range []string{"/v1/orders", "/readyz"} {
 		r := do(t, "GET", srv.URL+path, "", nil)
@@ -145,9 +145,9 @@ func TestUnreachableDatabaseAtStartIsRetried(t *testing.T) {
 	builds := 0
 	lazy := app.NewLazy(func(ctx context.Context) (http.Handler, error) {
 		builds++
-		return build(ctx, func(k string) string { return env[k] })
+		return function.Build(ctx, func(k string) string { return env[k] })
 	}, slog.New(slog.NewJSONHandler(&bytes.Buffer{}, nil)))
-	srv := httptest.NewServer(entry(lazy))
+	srv := httptest.NewServer(app.WithHealthz(lazy))
 	defer srv.Close()
 	for range 2 {
 		if r := do(t, "GET", srv.URL+"/readyz", "", nil); r.status != http.StatusServiceUnavailable {

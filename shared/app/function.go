@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 
@@ -135,6 +136,7 @@ type Registered struct {
 	f        Function
 	manifest *manifest.Manifest
 	lazy     *Lazy
+	serve    http.Handler
 }
 
 // ErrRegistration wraps every error of New: a Function that does not agree
@@ -177,6 +179,10 @@ func New(f Function) (*Registered, error) {
 	}
 	r := &Registered{f: f, manifest: m}
 	r.lazy = NewLazy(func(ctx context.Context) (http.Handler, error) { return r.Build(ctx, nil) }, nil)
+	r.serve = r.lazy
+	if m.Kind == manifest.KindHTTP {
+		r.serve = WithHealthz(r.lazy)
+	}
 	return r, nil
 }
 
@@ -269,8 +275,29 @@ func (r *Registered) migrate(ctx context.Context, pool *pgxpool.Pool) error {
 }
 
 // ServeHTTP serves the handler built from the environment on the first
-// request (see Lazy).
-func (r *Registered) ServeHTTP(w http.ResponseWriter, req *http.Request) { r.lazy.ServeHTTP(w, req) }
+// request (see Lazy). An HTTP service answers GET /healthz itself (see
+// WithHealthz).
+func (r *Registered) ServeHTTP(w http.ResponseWriter, req *http.Request) { r.serve.ServeHTTP(w, req) }
+
+// HealthzPath is the liveness endpoint of HTTP services.
+const HealthzPath = "/healthz"
+
+// WithHealthz answers GET HealthzPath with 200 {"status":"ok"} and hands
+// every other request to h: liveness depends on no configuration and no
+// dependency, so a service waiting for its database is not restarted.
+func WithHealthz(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == HealthzPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			if r.Method == http.MethodGet {
+				io.WriteString(w, `{"status":"ok"}`+"\n")
+			}
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
 
 // Reset forgets the built handler, so the next request builds again from
 // the environment as it is then (see Lazy.Reset). For tests.
