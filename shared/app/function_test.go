@@ -39,7 +39,9 @@ consumes: [{topic: thing.created}]
 // own table, inside the delivery's transaction.
 type things struct{ table string }
 
-func newThings(context.Context, *app.Deps) (*things, error) { return &things{table: "things_seen"}, nil }
+func newThings(context.Context, *app.Deps) (*things, error) {
+	return &things{table: "things_seen"}, nil
+}
 
 func (s *things) handle(ctx context.Context, tx pgx.Tx, ev handler.Event[eventstest.Created]) ([]handler.Out, error) {
 	if _, err := tx.Exec(ctx, "INSERT INTO things_seen (id) VALUES ($1)", ev.Data.ThingID); err != nil {

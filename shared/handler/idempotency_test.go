@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -98,7 +98,9 @@ func TestLeasePanicFreesClaim(t *testing.T) {
 
 func TestLeaseTamperedPayloadIsDeadLettered(t *testing.T) {
 	store, _ := idempotency.NewMemoryStore(idempotency.Config{})
-	e := leaseEnv(t, store, time.Minute, func(context.Context, *handler.Claim, handler.Event[eventstest.Created]) ([]byte, error) { return nil, nil })
+	e := leaseEnv(t, store, time.Minute, func(context.Context, *handler.Claim, handler.Event[eventstest.Created]) ([]byte, error) {
+		return nil, nil
+	})
 	m := order(t)
 	if rec := push(t, e.h, m); rec.Code != http.StatusNoContent {
 		t.Fatal(rec.Code)

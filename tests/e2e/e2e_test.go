@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"example.com/platform/shared/app"
-	"example.com/platform/shared/orders"
+	"example.com/platform/shared/domain/orders"
 	"example.com/platform/shared/testing/logbuf"
 	"example.com/platform/tools/localstack/dispatch"
 	"example.com/platform/tools/localstack/scenario"

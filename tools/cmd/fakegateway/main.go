@@ -1,5 +1,5 @@
 // Command fakegateway serves the fake payment gateway
-// (shared/testing/fakegateway) for the local stack: the payment function's
+// (shared/domain/fakegateway) for the local stack: the payment function's
 // PAYMENT_GATEWAY_URL points at it.
 //
 //	go run ./tools/cmd/fakegateway -addr :8090 -mode approve
@@ -28,7 +28,7 @@ import (
 	"syscall"
 	"time"
 
-	"example.com/platform/shared/testing/fakegateway"
+	"example.com/platform/shared/domain/fakegateway"
 )
 
 func main() {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"example.com/platform/shared/testing/fakegateway"
+	"example.com/platform/shared/domain/fakegateway"
 )
 
 // start sets the program up with args and env and serves it until the

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"example.com/platform/shared/events"
+	"example.com/platform/shared/domain"
+	"example.com/platform/shared/domain/orders"
 	"example.com/platform/shared/manifest"
-	"example.com/platform/shared/orders"
 	"example.com/platform/tools/localstack/dispatch"
 )
 
@@ -110,10 +110,10 @@ func (r *Report) Invariant(name string) Invariant {
 
 // Event types of the flow.
 var (
-	typeCreated   = events.OrderCreated{}.EventType()
-	typeProcessed = events.PaymentProcessed{}.EventType()
-	typeFailed    = events.PaymentFailed{}.EventType()
-	typeShipped   = events.ShipmentDispatched{}.EventType()
+	typeCreated   = domain.OrderCreated{}.EventType()
+	typeProcessed = domain.PaymentProcessed{}.EventType()
+	typeFailed    = domain.PaymentFailed{}.EventType()
+	typeShipped   = domain.ShipmentDispatched{}.EventType()
 )
 
 // PoisonSubscription is the subscription that dead-letters the poison

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"example.com/platform/shared/orders"
+	"example.com/platform/shared/domain/orders"
 	"example.com/platform/tools/localstack/dispatch"
 	"example.com/platform/tools/ops/dlq"
 )

@@ -11,7 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"example.com/platform/shared/orders"
+	"example.com/platform/shared/domain/orders"
 	"example.com/platform/shared/warehouse"
 	"example.com/platform/tools/localstack/dispatch"
 	"example.com/platform/tools/ops/dlq"

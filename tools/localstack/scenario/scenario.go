@@ -36,6 +36,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"example.com/platform/shared/domain"
 	"example.com/platform/shared/events"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/outbox"
@@ -322,7 +323,7 @@ func (r *Runner) declineCustomer(ctx context.Context, customer string) error {
 }
 
 // Gateway calls a control endpoint of the fake payment gateway
-// (shared/testing/fakegateway: PUT /_fake/behavior, GET /_fake/stats, GET
+// (shared/domain/fakegateway: PUT /_fake/behavior, GET /_fake/stats, GET
 // /_fake/charges), sending in as JSON when not nil and decoding the answer
 // into out when not nil. A non-2xx answer is an error.
 func (r *Runner) Gateway(ctx context.Context, method, path string, in, out any) error {
@@ -421,10 +422,10 @@ func (r *Runner) createOrder(ctx context.Context, it *Item) error {
 // publishPoison publishes a valid order.created CloudEvent for an order
 // that does not exist, keyed by its order id like the API's events.
 func (r *Runner) publishPoison(ctx context.Context, it *Item) error {
-	topic, msg, err := events.NewMessage(ctx, PoisonSource, events.OrderCreated{
+	topic, msg, err := events.NewMessage(ctx, PoisonSource, domain.OrderCreated{
 		OrderID:    it.OrderID,
 		CustomerID: "customer-poison",
-		Items:      []events.LineItem{{SKU: "SKU-POISON", Quantity: 1, UnitPrice: 100}},
+		Items:      []domain.LineItem{{SKU: "SKU-POISON", Quantity: 1, UnitPrice: 100}},
 		Currency:   "EUR",
 		Total:      100,
 		CreatedAt:  time.Now().UTC(),
