@@ -4,7 +4,7 @@
 // (go run ./functions/<name>/cmd).
 //
 // It is a package of its own so that programs importing package app
-// (eventctl) do not link the Functions Framework.
+// (eventctl) do not link the framework's server.
 package localrun
 
 import (
