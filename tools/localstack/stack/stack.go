@@ -82,6 +82,10 @@ type Options struct {
 	Root string
 	// Project is the Google Cloud project id the functions see.
 	Project string
+	// ExtraFunctions are function folders outside functions/ (relative to
+	// Root), such as the README's worked example, started like the
+	// repository's own.
+	ExtraFunctions []string
 	// Functions limits the functions started (by manifest name); default
 	// every manifest. A subscription whose consumer is not started is not
 	// dispatched (its messages wait on the server).
@@ -222,6 +226,16 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 
 	if s.Repo, err = manifest.LoadRepo(opts.Root); err != nil {
 		return nil, fmt.Errorf("load manifests: %w", err)
+	}
+	for _, dir := range opts.ExtraFunctions {
+		m, err := manifest.LoadFile(filepath.Join(opts.Root, dir, "function.yaml"))
+		if err == nil {
+			err = m.Validate(&s.Repo.Topics)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load extra function %s: %w", dir, err)
+		}
+		s.Repo.Functions = append(s.Repo.Functions, m)
 	}
 	if s.Plan, err = dispatch.PlanRepo(s.Repo); err != nil {
 		return nil, fmt.Errorf("plan subscriptions: %w", err)
