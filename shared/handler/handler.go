@@ -75,6 +75,7 @@ const (
 	DefaultTimeout     = 30 * time.Second
 	DefaultAfterBudget = 5 * time.Second
 	DefaultLease       = 2 * time.Minute
+	MinLease           = time.Second
 )
 
 // Configuration errors returned by Config.Validate and New.
@@ -117,9 +118,10 @@ type Config struct {
 	// that also implements TxCompleter lets the function complete its claim
 	// in its own transaction (Claim.Complete).
 	LeaseStore idempotency.LeaseStore
-	// Lease is the lease of a lease consumer's claim: longer than any
-	// single attempt (Timeout + AfterBudget), so a live holder keeps it.
-	// Default DefaultLease.
+	// Lease is the lease of a lease consumer's claim, renewed every third
+	// of it while the function runs: a live attempt keeps its claim however
+	// long it runs, and the claim of a crashed one is taken over by a
+	// redelivery within one lease. At least MinLease; default DefaultLease.
 	Lease time.Duration
 	// Key derives the idempotency key of a delivery. Default EventKey.
 	Key KeyFunc
@@ -155,10 +157,8 @@ func (c Config) validateFor(consumer Consumer) error {
 		return ErrNoTxStore
 	case consumer.mode == manifest.IdempotencyLease && c.LeaseStore == nil:
 		return ErrNoLeaseStore
-	case consumer.mode == manifest.IdempotencyLease:
-		if d := c.Timeout + c.AfterBudget; c.Lease <= d {
-			return fmt.Errorf("handler: Lease %s must be longer than Timeout + AfterBudget (%s): a live attempt would lose its claim to a redelivery", c.Lease, d)
-		}
+	case consumer.mode == manifest.IdempotencyLease && c.Lease < MinLease:
+		return fmt.Errorf("handler: Lease %s is shorter than %s: renewing it every third would hammer the store", c.Lease, MinLease)
 	}
 	return nil
 }

@@ -156,7 +156,9 @@ func (l *Claim) completed() (bool, []int64) {
 }
 
 // lease runs fn in lease mode: it claims the delivery's key with a lease of
-// Config.Lease, runs fn, and completes the claim with fn's result when fn
+// Config.Lease, runs fn while renewing the lease every third of it (so a
+// live attempt keeps the key however long it runs, and a crashed one loses
+// it within one lease), and completes the claim with fn's result when fn
 // returns nil, or releases it when fn fails, so the redelivery claims at
 // once. A completed key is acknowledged without running fn; a key whose
 // lease another delivery holds is a transient error. A payload that does
@@ -183,7 +185,10 @@ func lease[T events.Payload](c *Config, fn LeaseFunc[T]) Func {
 		}
 		l := &Claim{claim: claim, store: c.LeaseStore}
 		var result []byte
-		if err := protect(ctx, c.Logger, func() (err error) { result, err = fn(ctx, l, ev); return err }); err != nil {
+		err = c.whileRenewing(ctx, claim, func(ctx context.Context) error {
+			return protect(ctx, c.Logger, func() (err error) { result, err = fn(ctx, l, ev); return err })
+		})
+		if err != nil {
 			actx, cancel := c.afterDeadline(ctx)
 			defer cancel()
 			if rerr := c.LeaseStore.Release(actx, claim); rerr != nil && !errors.Is(rerr, idempotency.ErrLeaseLost) {
@@ -205,4 +210,53 @@ func lease[T events.Payload](c *Config, fn LeaseFunc[T]) Func {
 		c.publishAfterCommit(ctx, ids)
 		return nil
 	}
+}
+
+// ErrLeaseLost is the cause of a lease function's context when its claim
+// was taken over (its lease expired without renewal, for example while the
+// process was stalled): the function should stop, since a redelivery owns
+// the event now.
+var ErrLeaseLost = errors.New("handler: the claim's lease was lost to another delivery")
+
+// whileRenewing runs fn with a context that is cancelled (cause
+// ErrLeaseLost) if the claim's lease cannot be kept, extending the lease
+// every third of Config.Lease until fn returns.
+func (c *Config) whileRenewing(ctx context.Context, claim idempotency.Claim, fn func(context.Context) error) error {
+	fctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		every := c.Lease / 3
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), every)
+			err := c.LeaseStore.Extend(rctx, claim, c.Lease)
+			rcancel()
+			switch {
+			case errors.Is(err, idempotency.ErrLeaseLost):
+				c.Logger.WarnContext(ctx, "lease lost while the function ran; stopping it", "idempotency_key", claim.Key.String())
+				cancel(ErrLeaseLost)
+				return
+			case err != nil:
+				// Try again at the next tick: the lease is still ours
+				// until it expires.
+				c.Logger.WarnContext(ctx, "lease renewal failed", "error", err.Error(), "idempotency_key", claim.Key.String())
+			}
+		}
+	}()
+	err := fn(fctx)
+	close(done)
+	<-stopped
+	if err != nil && context.Cause(fctx) == ErrLeaseLost {
+		err = retry.Transient(fmt.Errorf("%w: %w", ErrLeaseLost, err))
+	}
+	return err
 }

@@ -325,13 +325,57 @@ func TestLeaseCompleteInTheFunctionsTransaction(t *testing.T) {
 	}
 }
 
-// TestLeaseShorterThanAnAttemptIsRefused: a lease that can expire while a
-// live attempt still runs would let a redelivery repeat the effect.
-func TestLeaseShorterThanAnAttemptIsRefused(t *testing.T) {
+// TestLeaseIsRenewedWhileTheFunctionRuns: an attempt that runs for
+// several leases keeps its claim: a concurrent redelivery is answered "in
+// progress" and the effect happens once. (Before renewal, the lease expired
+// under a live attempt and the redelivery repeated the effect.)
+func TestLeaseIsRenewedWhileTheFunctionRuns(t *testing.T) {
+	db := newDatabase(t)
+	var effects atomic.Int32
+	started, release := make(chan struct{}), make(chan struct{})
+	const lease = time.Second
+	e := newEnvWith(t, handler.Config{LeaseStore: db.store, Lease: lease, Retry: retry.Policy{MaxAttempts: 1}},
+		handler.Lease(func(ctx context.Context, _ *handler.Claim, _ handler.Event[eventstest.Created]) ([]byte, error) {
+			if effects.Add(1) == 1 {
+				close(started)
+				<-release
+			}
+			return []byte("done"), nil
+		}))
+	m := order(t)
+	first := make(chan int)
+	go func() { first <- push(t, e.h, m).Code }()
+	<-started
+	// Wait, on the database's clock, until the original lease would have
+	// expired twice over (the condition is time itself), then redeliver.
+	for past := false; !past; {
+		if err := db.pool.QueryRow(context.Background(),
+			`SELECT now() > min(created_at) + $1 * interval '1 microsecond' FROM processed_events`, (2 * lease).Microseconds()).Scan(&past); err != nil {
+			t.Fatal(err)
+		}
+		if !past {
+			<-time.After(lease / 10)
+		}
+	}
+	if rec := push(t, e.h, m); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("redelivery during a renewed lease: status %d, want 503 (in progress)", rec.Code)
+	}
+	close(release)
+	if code := <-first; code != http.StatusNoContent {
+		t.Fatalf("first delivery: %d", code)
+	}
+	if n := effects.Load(); n != 1 {
+		t.Fatalf("effects %d, want 1", n)
+	}
+}
+
+// TestLeaseShorterThanTheMinimumIsRefused: a lease renewed every third of
+// a few milliseconds would hammer the store.
+func TestLeaseShorterThanTheMinimumIsRefused(t *testing.T) {
 	store, _ := idempotency.NewMemoryStore(idempotency.Config{})
-	_, err := handler.New(handler.Config{Consumer: "c", LeaseStore: store, Timeout: 30 * time.Second, AfterBudget: 5 * time.Second, Lease: 30 * time.Second},
+	_, err := handler.New(handler.Config{Consumer: "c", LeaseStore: store, Lease: 10 * time.Millisecond},
 		handler.Lease(func(context.Context, *handler.Claim, handler.Event[events.Payload]) ([]byte, error) { return nil, nil }))
-	if err == nil || !strings.Contains(err.Error(), "must be longer than Timeout + AfterBudget") {
+	if err == nil || !strings.Contains(err.Error(), "is shorter than") {
 		t.Fatalf("err %v", err)
 	}
 }

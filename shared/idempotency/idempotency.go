@@ -274,6 +274,12 @@ type LeaseStore interface {
 	// Release deletes an acquired claim after a failed attempt so that a
 	// redelivery can claim at once. It fails with ErrLeaseLost when the
 	// claim no longer owns the key.
+	// Extend moves the lease of a held claim to lease from now, so a live
+	// holder whose work outlasts one lease keeps the key while a holder
+	// that died loses it within one lease. It reports ErrLeaseLost when the
+	// claim is no longer held (taken over after expiry, released or
+	// completed).
+	Extend(ctx context.Context, c Claim, lease time.Duration) error
 	Release(ctx context.Context, c Claim) error
 	// Inspect returns the record of key, or ErrNotFound.
 	Inspect(ctx context.Context, key Key) (Record, error)

@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Fixture) {
 		{"CompletedKeyReturnsResult", testCompletedKeyReturnsResult},
 		{"PayloadMismatchIsPermanent", testPayloadMismatch},
 		{"ReleaseFreesClaim", testReleaseFreesClaim},
+		{"ExtendKeepsOnlyAHeldClaim", testExtend},
 		{"ConcurrentClaimsAcquireOnce", testConcurrentClaimsAcquireOnce},
 		{"ExpiredLeaseTakenOverOnce", testExpiredLeaseTakenOverOnce},
 		{"CompleteAfterExpiryWithoutTakeover", testCompleteAfterExpiryWithoutTakeover},
@@ -375,4 +376,30 @@ func testInvalidArguments(t *testing.T, f Fixture) {
 	if _, err := f.Store.Inspect(ctx, key("e1")); !errors.Is(err, idempotency.ErrNotFound) {
 		t.Fatalf("an invalid claim left a record: %v", err)
 	}
+}
+
+func testExtend(t *testing.T, f Fixture) {
+	ctx := context.Background()
+	k := key("extend")
+	c := mustAcquire(t, f.Store, k, nil)
+	if err := f.Store.Extend(ctx, c, lease); err != nil {
+		t.Fatalf("extend a held claim: %v", err)
+	}
+	// A duplicate still finds the key in progress.
+	if _, err := f.Store.Claim(ctx, k, nil, lease); !errors.Is(err, idempotency.ErrInProgress) {
+		t.Fatalf("claim during an extended lease: %v", err)
+	}
+	// Once the lease expired and another delivery took the key over, the
+	// first holder can no longer extend it; the new holder can.
+	f.ExpireLeases(t)
+	c2 := mustAcquire(t, f.Store, k, nil)
+	wantErr(t, f.Store.Extend(ctx, c, lease), idempotency.ErrLeaseLost, nil)
+	if err := f.Store.Extend(ctx, c2, lease); err != nil {
+		t.Fatalf("extend the new holder's claim: %v", err)
+	}
+	if err := f.Store.Complete(ctx, c2, nil); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, f.Store.Extend(ctx, c2, lease), idempotency.ErrLeaseLost, nil)
+	wantErr(t, f.Store.Extend(ctx, idempotency.Claim{Key: k, State: idempotency.ClaimAcquired, Token: "forged"}, lease), idempotency.ErrLeaseLost, nil)
 }
