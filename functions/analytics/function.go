@@ -3,7 +3,6 @@ package analytics
 import (
 	"context"
 	_ "embed"
-	"time"
 
 	"example.com/platform/shared/app"
 	_ "example.com/platform/shared/domain" // the event types this function records
@@ -14,9 +13,9 @@ import (
 //go:embed function.yaml
 var manifestYAML []byte
 
-// handlerConfig: below the function's 30s timeout, with room for two
-// inserts; no idempotency layer (BigQuery's insertId deduplicates).
-var handlerConfig = handler.Config{Timeout: 20 * time.Second, Retry: retry.Policy{MaxAttempts: 2}}
+// handlerConfig: room for two inserts in the manifest's handler_timeout;
+// no idempotency layer (BigQuery's insertId deduplicates).
+var handlerConfig = handler.Config{Retry: retry.Policy{MaxAttempts: 2}}
 
 // function is the registered function: a stateless consumer of every
 // domain topic.

@@ -243,12 +243,8 @@ func mustJSON(v any) []byte {
 // entry_point).
 const EntryPoint = "Payment"
 
-// HandlerTimeout bounds the handling of one delivery: long enough for the
-// gateway client's retries, below the function's 60s timeout.
-const HandlerTimeout = 50 * time.Second
-
 // handlerConfig: no in-process retry of the whole delivery (the gateway
 // client retries its own calls; a delivery that still fails, or finds its
 // event in progress elsewhere, answers 503 so Pub/Sub redelivers with
 // backoff instead of holding a request slot).
-var handlerConfig = handler.Config{Timeout: HandlerTimeout, Retry: retry.Policy{MaxAttempts: 1}}
+var handlerConfig = handler.Config{Retry: retry.Policy{MaxAttempts: 1}}

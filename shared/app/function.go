@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	"github.com/jackc/pgx/v5"
@@ -34,9 +35,10 @@ type Function struct {
 	// Migrations are the function's schema, applied in order at start,
 	// after the kernel's (idempotency and outbox).
 	Migrations []Migration
-	// Handler configures the push chain of an event function (Timeout,
-	// Retry, MaxBody, AfterBudget). The consumer name, logger, stores,
-	// dead-letter publisher, lease and publisher come from Deps.
+	// Handler configures the push chain of an event function (Retry,
+	// MaxBody). Its Timeout is the manifest's resources.handler_timeout,
+	// checked there against the ack deadlines; the consumer name, logger,
+	// stores, dead-letter publisher, lease and publisher come from Deps.
 	Handler handler.Config
 	// Consumer is an event function's domain function (kind cloudevent),
 	// made by Transactional, Lease, Stateless or Raw.
@@ -171,6 +173,14 @@ func New(f Function) (*Registered, error) {
 		if f.Consumer.mode != manifest.IdempotencyNone && !m.Database {
 			return fail("idempotency %s keeps its records in PostgreSQL: set database: true in function.yaml", f.Consumer.mode)
 		}
+		if f.Handler.Timeout != 0 {
+			return fail("the handler's timeout is resources.handler_timeout in function.yaml, not Handler.Timeout")
+		}
+		secs, err := manifest.Seconds(m.Resources.HandlerTimeout)
+		if err != nil || secs < 1 {
+			return fail("function.yaml: resources.handler_timeout %q must be whole seconds", m.Resources.HandlerTimeout)
+		}
+		f.Handler.Timeout = time.Duration(secs) * time.Second
 	default:
 		return fail("unknown kind %q", m.Kind)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -31,7 +32,8 @@ kind: cloudevent
 entry_point: Things
 idempotency: %s
 database: %s
-consumes: [{topic: thing.created}]
+consumes: [{topic: thing.created, ack_deadline: 30s}]
+resources: {timeout: 30s, handler_timeout: 20s}
 `, mode, database)
 }
 
@@ -72,6 +74,8 @@ func TestNewChecksTheFunctionAgainstItsManifest(t *testing.T) {
 		{"serve on an event function", app.Function{Manifest: manifestYAML("transactional", "true"), Consumer: tx,
 			Serve: func(context.Context, *app.Deps) (http.Handler, error) { return nil, nil }}, "and no Serve"},
 		{"http without serve", app.Function{Manifest: []byte("name: api\nkind: http\nentry_point: API\n")}, "kind http needs Serve"},
+		{"timeout in code", app.Function{Manifest: manifestYAML("transactional", "true"), Consumer: tx, Handler: handler.Config{Timeout: time.Second}},
+			"resources.handler_timeout in function.yaml"},
 		{"not yaml", app.Function{Manifest: []byte("name: [")}, "function.yaml"},
 		{"unknown key", app.Function{Manifest: []byte("name: x\nkindd: http\n")}, "function.yaml"},
 	} {

@@ -73,7 +73,7 @@ func Chain(h Func, mws ...Middleware) Func {
 // Defaults of Config.
 const (
 	DefaultTimeout     = 30 * time.Second
-	DefaultAfterBudget = 5 * time.Second
+	DefaultAfterBudget = manifest.AfterBudgetSeconds * time.Second
 	DefaultLease       = 2 * time.Minute
 	MinLease           = time.Second
 )

@@ -3,6 +3,7 @@ package handler_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -378,4 +379,67 @@ func TestLeaseShorterThanTheMinimumIsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "is shorter than") {
 		t.Fatalf("err %v", err)
 	}
+}
+
+// stalled is a Pub/Sub that never answers: every publish blocks until its
+// context ends.
+var stalled = messaging.PublisherFunc(func(ctx context.Context, _ string, _ messaging.Message) (string, error) {
+	<-ctx.Done()
+	return "", ctx.Err()
+})
+
+// answeredWithin pushes m to h and returns the status, failing t when no
+// answer comes before ackDeadline (Pub/Sub would redeliver the message
+// while it is still being handled).
+func answeredWithin(t *testing.T, h http.Handler, m messaging.Message, ackDeadline time.Duration) int {
+	t.Helper()
+	done := make(chan int, 1)
+	go func() { done <- push(t, h, m).Code }()
+	select {
+	case code := <-done:
+		return code
+	case <-time.After(ackDeadline):
+		t.Fatalf("no answer within the ack deadline %s while Pub/Sub stalls", ackDeadline)
+		return 0
+	}
+}
+
+// TestAnswerBeforeTheAckDeadlineWhilePubSubStalls: the steps after the
+// handler's deadline have their own budget, so with Pub/Sub stalled the
+// push is still answered within Timeout + AfterBudget, well before the
+// ack deadline. (Before: dead-lettering and publishing after commit ran
+// without any deadline.)
+func TestAnswerBeforeTheAckDeadlineWhilePubSubStalls(t *testing.T) {
+	const ackDeadline = 3 * time.Second
+	cfg := func() handler.Config {
+		return handler.Config{Timeout: 100 * time.Millisecond, AfterBudget: 300 * time.Millisecond, Retry: retry.Policy{MaxAttempts: 1}}
+	}
+	t.Run("dead-lettering", func(t *testing.T) {
+		c := cfg()
+		c.Consumer, c.Logger = "payment", slog.New(slog.DiscardHandler)
+		c.DeadLetter = &deadletter.Publisher{Topic: "payment.dlq", Messages: stalled}
+		h, err := handler.New(c, stateless(func(context.Context, *events.Incoming) error { return retry.Permanentf("bad order") }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Not dead-lettered, so not acknowledged: Pub/Sub redelivers later.
+		if code := answeredWithin(t, h, order(t), ackDeadline); code != http.StatusInternalServerError {
+			t.Fatalf("status %d, want 500", code)
+		}
+	})
+	t.Run("publishing after commit", func(t *testing.T) {
+		db := newDatabase(t)
+		c := cfg()
+		c.TxStore = db.store
+		c.Publish = func(ctx context.Context, _ ...int64) error { _, err := stalled(ctx, "t", messaging.Message{}); return err }
+		e := newEnvWith(t, c, handler.Transactional(shipOnce))
+		// Committed, so acknowledged; the relay publishes the row later.
+		if code := answeredWithin(t, e.h, order(t), ackDeadline); code != http.StatusNoContent {
+			t.Fatalf("status %d, want 204", code)
+		}
+		var pending int
+		if err := db.pool.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE published_at IS NULL").Scan(&pending); err != nil || pending != 1 {
+			t.Fatalf("pending outbox rows %d (err %v), want 1 for the relay", pending, err)
+		}
+	})
 }

@@ -49,6 +49,12 @@ const (
 	MaxEventTimeout     = 540
 	MaxHTTPTimeout      = 3600
 	MaxConcurrency      = 1000
+	// AfterBudgetSeconds is the time a function may spend after its
+	// handler's deadline on steps that must not be lost (recording a
+	// success, dead-lettering, publishing after commit): the default of
+	// shared/handler's Config.AfterBudget. Validate keeps handler_timeout +
+	// AfterBudgetSeconds below every ack deadline.
+	AfterBudgetSeconds = 5
 )
 
 // Manifest describes one function folder.
@@ -109,6 +115,12 @@ type Resources struct {
 	MinInstances int    `yaml:"min_instances"`
 	MaxInstances int    `yaml:"max_instances"`
 	Timeout      string `yaml:"timeout"`
+	// HandlerTimeout bounds the handling of one delivery (the handler's
+	// Config.Timeout); required for cloudevent functions. With the work
+	// after it (AfterBudgetSeconds) it must answer before the
+	// subscriptions' ack deadlines, or Pub/Sub redelivers a message that
+	// is still being handled.
+	HandlerTimeout string `yaml:"handler_timeout"`
 }
 
 // SecretRef names a Secret Manager secret exposed as an environment variable.
@@ -371,6 +383,7 @@ func (m *Manifest) Validate(cat *Catalogue) error {
 		pub[t] = true
 	}
 	m.Resources.validate(&p, m.Kind)
+	m.validateDeadlines(&p)
 	for _, k := range slices.Sorted(maps.Keys(m.Env)) {
 		if !envRE.MatchString(k) || slices.Contains(reservedEnv, k) {
 			p.add("env."+k, "is not an allowed variable name (upper case, digits, underscores; not one Cloud Run sets)")
@@ -449,6 +462,43 @@ func (r Resources) validate(p *problems, kind string) {
 	}
 	if t, ok := seconds(r.Timeout); !ok || t < 1 || t > limit {
 		p.add("resources.timeout", "%q must be whole seconds between 1s and %ds", r.Timeout, limit)
+	}
+}
+
+// validateDeadlines keeps handler_timeout + AfterBudgetSeconds < every ack
+// deadline <= resources.timeout: a push must be answered before Pub/Sub
+// redelivers it, and the platform must not kill a request Pub/Sub still
+// waits for.
+func (m *Manifest) validateDeadlines(p *problems) {
+	if m.Kind != KindCloudEvent {
+		if m.Resources.HandlerTimeout != "" {
+			p.add("resources.handler_timeout", "is only for cloudevent functions")
+		}
+		return
+	}
+	h, ok := seconds(m.Resources.HandlerTimeout)
+	if !ok || h < 1 {
+		p.add("resources.handler_timeout", "%q must be whole seconds, at least 1s", m.Resources.HandlerTimeout)
+		return
+	}
+	timeout, _ := seconds(m.Resources.Timeout)
+	check := func(f string, d Delivery) {
+		a, ok := seconds(d.AckDeadline)
+		if !ok {
+			return // reported by Delivery.validate
+		}
+		if h+AfterBudgetSeconds >= a {
+			p.add(f+".ack_deadline", "%s must be longer than resources.handler_timeout %s + %ds for the work after it, or Pub/Sub redelivers messages still being handled", d.AckDeadline, m.Resources.HandlerTimeout, AfterBudgetSeconds)
+		}
+		if timeout > 0 && a > timeout {
+			p.add(f+".ack_deadline", "%s must not exceed resources.timeout %s: the request would be cut while Pub/Sub still waits for it", d.AckDeadline, m.Resources.Timeout)
+		}
+	}
+	for i, s := range m.Consumes {
+		check(fmt.Sprintf("consumes[%d]", i), s.Delivery)
+	}
+	if m.ConsumesDeadLetters != nil {
+		check("consumes_dead_letters", *m.ConsumesDeadLetters)
 	}
 }
 

@@ -49,6 +49,7 @@ resources:
   min_instances: 0
   max_instances: 5
   timeout: 60s
+  handler_timeout: 50s
 env:
   GATEWAY_URL: http://gw
 secret_env:
@@ -127,6 +128,9 @@ func TestValidationErrors(t *testing.T) {
 		{"codeowners", `codeowners: ["@example-org/payments"]`, `codeowners: ["payments team"]`, "owner.codeowners[0]", false},
 		{"http consumes", "kind: cloudevent", "kind: http", "an http service cannot consume topics", false},
 		{"name", "name: payment", "name: Payment_Fn", "name: \"Payment_Fn\"", false},
+		{"handler timeout missing", "handler_timeout: 50s", "handler_timeout: \"\"", "resources.handler_timeout: \"\" must be whole seconds", false},
+		{"no room after the handler", "handler_timeout: 50s", "handler_timeout: 55s", "consumes[0].ack_deadline: 60s must be longer than resources.handler_timeout 55s + 5s", false},
+		{"ack deadline past the timeout", "timeout: 60s", "timeout: 50s", "consumes[0].ack_deadline: 60s must not exceed resources.timeout 50s", false},
 	}
 	cat := catalogue(t)
 	for _, tc := range cases {
