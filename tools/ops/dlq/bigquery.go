@@ -10,6 +10,7 @@ import (
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 
+	"example.com/platform/shared/deadletter"
 	"example.com/platform/shared/warehouse"
 )
 
@@ -116,7 +117,7 @@ func (b *BigQuery) Query(f Filter) (string, []bigquery.QueryParameter) {
 		where = append(where, `REGEXP_EXTRACT(COALESCE(NULLIF(subscription, ''),
       JSON_VALUE(attributes, '$."dlq-subscription"'),
       JSON_VALUE(attributes, '$.CloudPubSubDeadLetterSourceSubscription')), r'[^/]*$') = @subscription`)
-		params = append(params, bigquery.QueryParameter{Name: "subscription", Value: ResourceID(f.Subscription)})
+		params = append(params, bigquery.QueryParameter{Name: "subscription", Value: deadletter.ResourceID(f.Subscription)})
 	}
 	cond := "TRUE"
 	if len(where) > 0 {
@@ -187,7 +188,7 @@ func (b *BigQuery) read(ctx context.Context, sql string, params []bigquery.Query
 		for k, v := range row {
 			m[k] = v
 		}
-		e, err := DecodeRow(m)
+		e, err := deadletter.DecodeRow(m)
 		if err != nil {
 			return nil, fmt.Errorf("archive %s: row %v: %w", b, row["message_id"], err)
 		}
