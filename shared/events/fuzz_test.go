@@ -5,12 +5,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
+	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/retry"
 )
 
@@ -91,6 +97,10 @@ func FuzzDecodeRequest(f *testing.F) {
 			if !errors.Is(err, retry.ErrPermanent) {
 				t.Fatalf("non-permanent error on an in-memory body: %v", err)
 			}
+			// The error names the problem: "decode event: <what>".
+			if what, ok := strings.CutPrefix(err.Error(), "decode event: "); !ok || strings.TrimSpace(what) == "" {
+				t.Fatalf("error %q does not name the problem", err)
+			}
 			if in.Payload != nil {
 				t.Fatal("payload set on error")
 			}
@@ -107,4 +117,101 @@ func FuzzDecodeRequest(f *testing.F) {
 func isEnvelope(h http.Header, body []byte) bool {
 	return strings.EqualFold(h.Get("Ce-Type"), MessagePublishedType) ||
 		bytes.Contains(body, []byte(MessagePublishedType))
+}
+
+// pushShapes delivers m the three ways a consumer receives it: a
+// no-wrapper push (NewPushRequest, what production and the local
+// dispatcher send) and Eventarc's messagePublished envelope in binary and
+// structured mode.
+func pushShapes(t testing.TB, m messaging.Message, d Delivery) map[string]*http.Request {
+	t.Helper()
+	noWrapper, err := NewPushRequest(context.Background(), "http://fn/", m, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]*http.Request{
+		"no-wrapper":         noWrapper,
+		"eventarc binary":    eventarcBinaryRequest(t, m),
+		"eventarc structure": eventarcStructuredRequest(t, m),
+	}
+}
+
+// FuzzPushShapesRoundTrip encodes an order.created event built from the
+// fuzzer's fields and decodes it from both push shapes: an event that
+// validates comes back equal, payload, attributes and body; one that does
+// not is refused by the encoder with a permanent error naming the field.
+func FuzzPushShapesRoundTrip(f *testing.F) {
+	o := validOrderCreated()
+	f.Add(o.CustomerID, o.Items[0].SKU, o.Items[0].Quantity, o.Items[0].UnitPrice, o.Currency, int64(1777638645), int64(123456789), "key-1")
+	f.Add("", "", int64(0), int64(-1), "eur", int64(0), int64(0), "")
+	f.Add("cust\nomer", "SKU\u2028", int64(1), int64(9223372036854775807), "JPY", int64(-62135596800), int64(0), "a/b")
+	f.Add("\xff", "\x00", int64(2), int64(3), "EUR", int64(253402300799), int64(999999999), "\xff")
+	f.Fuzz(func(t *testing.T, customer, sku string, qty, price int64, currency string, sec, nsec int64, key string) {
+		p := OrderCreated{
+			OrderID: orderID, CustomerID: customer,
+			Items:    []LineItem{{SKU: sku, Quantity: qty, UnitPrice: price}},
+			Currency: currency, CreatedAt: time.Unix(sec, nsec%1e9).UTC(),
+		}
+		if qty > 0 && price >= 0 && price <= math.MaxInt64/qty {
+			p.Total = qty * price
+		}
+		_, m, err := NewMessage(context.Background(), testSource, p)
+		if verr := p.Validate(); verr != nil {
+			if err == nil {
+				t.Fatalf("NewMessage accepted an invalid payload (%v)", verr)
+			}
+			if !errors.Is(err, retry.ErrPermanent) || err.Error() == "" {
+				t.Fatalf("invalid payload: error %v is not permanent or names nothing", err)
+			}
+			return
+		}
+		if err != nil {
+			// A valid payload the encoder cannot write (a time JSON cannot
+			// hold) must still fail permanently.
+			if !errors.Is(err, retry.ErrPermanent) {
+				t.Fatalf("NewMessage(valid payload) = %v, not permanent", err)
+			}
+			return
+		}
+		// Known gap, reported to the owner of payloads.go: Validate accepts
+		// text that is not UTF-8, and JSON replaces each invalid byte with
+		// U+FFFD, so such an event arrives changed. Until Validate rejects
+		// it, the property pins exactly that change and nothing more.
+		want := p
+		want.CustomerID, want.Currency = jsonText(p.CustomerID), jsonText(p.Currency)
+		want.Items = []LineItem{{SKU: jsonText(sku), Quantity: qty, UnitPrice: price}}
+		p = want
+		d := Delivery{Subscription: "projects/p/subscriptions/payment--order.created", MessageID: "m-1", Attempt: 1}
+		for shape, r := range pushShapes(t, m, d) {
+			in, err := DecodeRequest(r, 0)
+			if err != nil {
+				t.Fatalf("%s: DecodeRequest of an encoded valid event: %v", shape, err)
+			}
+			if !reflect.DeepEqual(in.Payload, p) {
+				t.Fatalf("%s: payload\n got %#v\nwant %#v", shape, in.Payload, p)
+			}
+			if !bytes.Equal(in.Message.Data, m.Data) || !maps.Equal(in.Message.Attributes, m.Attributes) {
+				t.Fatalf("%s: message\n got %#v\nwant %#v", shape, in.Message, m)
+			}
+		}
+	})
+}
+
+// jsonText is s as encoding/json writes it: every byte that is not part of
+// valid UTF-8 becomes U+FFFD.
+func jsonText(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		if r == utf8.RuneError && n == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[:n])
+		}
+		s = s[n:]
+	}
+	return b.String()
 }
