@@ -122,20 +122,24 @@ type Received struct {
 //
 // Attribute names are matched without regard to case (push headers).
 func NewRecord(m messaging.Message, r Received) Record {
-	attrs := maps.Clone(m.Attributes)
-	if attrs == nil {
-		attrs = map[string]string{}
+	// Text columns hold UTF-8: an invalid byte in an attribute or id (a
+	// push header can carry one; Pub/Sub itself cannot) becomes U+FFFD
+	// here, as the JSON encoding of the row would make it anyway, so the
+	// record is what the archive stores.
+	attrs := make(map[string]string, len(m.Attributes))
+	for _, k := range slices.Sorted(maps.Keys(m.Attributes)) {
+		attrs[validText(k)] = validText(m.Attributes[k])
 	}
 	get := func(k string) string { return Lookup(attrs, k) }
 	rec := Record{
-		MessageID:    r.MessageID,
+		MessageID:    validText(r.MessageID),
 		Attributes:   attrs,
 		Body:         append([]byte(nil), m.Data...),
 		BodyEncoding: EncodingUTF8,
 		ReceivedAt:   r.At,
 	}
 	if rec.MessageID == "" {
-		rec.MessageID = contentID(m.Data, attrs)
+		rec.MessageID = contentID(m.Data, m.Attributes)
 	}
 	if !utf8.Valid(m.Data) {
 		rec.BodyEncoding = EncodingBase64
@@ -169,7 +173,7 @@ func NewRecord(m messaging.Message, r Received) Record {
 
 	rec.OriginalTopic = get(AttrSourceTopic)
 	if rec.OriginalTopic == "" && r.TopicOfType != nil {
-		rec.OriginalTopic = r.TopicOfType(get("ce-type"))
+		rec.OriginalTopic = validText(r.TopicOfType(get("ce-type")))
 	}
 	if rec.OriginalTopic == "" {
 		// Subscriptions are named "<function>--<topic>" (docs/infrastructure.md).
@@ -263,9 +267,9 @@ func DecodeRow(row map[string]any) (Record, error) {
 			}
 			return time.Time{}
 		}
-		t, ok := warehouse.ParseTimestamp(v)
+		t, ok := timestamp(v)
 		if !ok {
-			err = fmt.Errorf("column %s: not a timestamp: %v", col, v)
+			err = fmt.Errorf("column %s: not a timestamp between years 1 and 9999: %v", col, v)
 		}
 		return t
 	}
@@ -300,6 +304,9 @@ func DecodeRow(row map[string]any) (Record, error) {
 		e.Body = []byte(body)
 	default:
 		return Record{}, fmt.Errorf("column body_encoding: unknown encoding %q", e.BodyEncoding)
+	}
+	if len(e.Body) == 0 {
+		e.Body = nil // as NewRecord holds an empty body
 	}
 	return e, nil
 }
@@ -405,6 +412,25 @@ func Lookup(attrs map[string]string, key string) string {
 	return ""
 }
 
+// validText is s with every byte that is not part of valid UTF-8 replaced
+// by U+FFFD, exactly as encoding/json writes it.
+func validText(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		if r == utf8.RuneError && n == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[:n])
+		}
+		s = s[n:]
+	}
+	return b.String()
+}
+
 // contentID identifies a message without a message id by its content.
 func contentID(data []byte, attrs map[string]string) string {
 	h := sha256.New()
@@ -419,7 +445,18 @@ func parseTime(s string) (time.Time, bool) {
 	if s == "" {
 		return time.Time{}, false
 	}
-	return warehouse.ParseTimestamp(s)
+	return timestamp(s)
+}
+
+// timestamp is warehouse.ParseTimestamp limited to the range of a BigQuery
+// TIMESTAMP (years 1 to 9999): a value outside it could not be written
+// back, and ParseTimestamp does not bound epoch seconds (1e300 overflows).
+func timestamp(v any) (time.Time, bool) {
+	t, ok := warehouse.ParseTimestamp(v)
+	if !ok || t.Year() < 1 || t.Year() > 9999 {
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 func nullable(s string) any {
