@@ -23,7 +23,7 @@ import (
 	"fmt"
 	"time"
 
-	dl "example.com/platform/shared/deadletter"
+	dlarchive "example.com/platform/shared/deadletter/archive"
 	"example.com/platform/shared/events"
 	"example.com/platform/shared/warehouse"
 )
@@ -66,13 +66,13 @@ func (s *Service) Archive(ctx context.Context, in *events.Incoming) error {
 }
 
 // ArchiveRow is the dead_letters row of one delivery: the record
-// dl.NewRecord builds (its documentation lists every column's source) from
+// dlarchive.NewRecord builds (its documentation lists every column's source) from
 // the message and its delivery metadata, with the topic of the event's
 // ce-type (the registry) as the second choice of original_topic. A dead
 // letter whose body was too large to publish holds a dl.BodyReference in
 // body, as the message did; its dlq-body-omitted attribute says so.
 func ArchiveRow(in *events.Incoming, receivedAt time.Time) warehouse.Row {
-	return dl.NewRecord(in.Message, dl.Received{
+	return dlarchive.NewRecord(in.Message, dlarchive.Received{
 		MessageID:   in.Delivery.MessageID,
 		PublishTime: in.Delivery.PublishTime,
 		At:          receivedAt,

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	dl "example.com/platform/shared/deadletter"
+	dlarchive "example.com/platform/shared/deadletter/archive"
 	"example.com/platform/shared/warehouse"
 )
 
@@ -33,7 +34,7 @@ func TestOversizedDeadLetterIsArchivedAsReference(t *testing.T) {
 			if len(rows) != 1 {
 				t.Fatalf("%d rows", len(rows))
 			}
-			r, err := dl.DecodeRow(DeadLettersSchema.Normalize(rows[0].Values))
+			r, err := dlarchive.DecodeRow(DeadLettersSchema.Normalize(rows[0].Values))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"example.com/platform/shared/deadletter"
+	dlarchive "example.com/platform/shared/deadletter/archive"
 	"example.com/platform/shared/idempotency"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/outbox"
@@ -171,7 +172,7 @@ func checkListAndShow(t *testing.T) {
 		t.Fatalf("list --json: %v (exit %d)", err, r.code)
 	}
 	if len(raw.Entries) != 1 || raw.Entries[0]["message_id"] != "dl-2" || raw.Entries[0]["subscription"] != "shipment--payment.processed" ||
-		len(raw.Groups) != 1 || raw.Groups[0].Count != 1 || raw.Groups[0].ReasonClass != deadletter.ReasonDeliveryAttempts {
+		len(raw.Groups) != 1 || raw.Groups[0].Count != 1 || raw.Groups[0].ReasonClass != dlarchive.ReasonDeliveryAttempts {
 		t.Errorf("list --json --type = %+v", raw)
 	}
 
@@ -210,7 +211,7 @@ func (s *stack) createTopics(t *testing.T) {
 func (s *stack) published(t *testing.T) map[string][]messaging.Published {
 	out := map[string][]messaging.Published{}
 	for _, m := range s.ps.Server.Messages() {
-		topic := deadletter.ResourceID(m.Topic)
+		topic := dlarchive.ResourceID(m.Topic)
 		out[m.Attributes["ce-id"]] = append(out[m.Attributes["ce-id"]], messaging.Published{Topic: topic, ID: m.ID,
 			Message: messaging.Message{Data: m.Data, Attributes: m.Attributes, OrderingKey: m.OrderingKey}})
 	}
@@ -719,7 +720,7 @@ func omittedLetter() dlq.Entry {
 	m := deadletter.OmitBody(deadletter.Annotate(orig, deadletter.Reason{
 		Err: errors.New("decode order: too large"), Consumer: "payment", SourceTopic: "order.created", Subscription: "payment--order.created",
 	}))
-	return deadletter.NewRecord(m, deadletter.Received{MessageID: "dl-big", At: dlqtest.Time("2030-01-02T10:00:00Z")})
+	return dlarchive.NewRecord(m, dlarchive.Received{MessageID: "dl-big", At: dlqtest.Time("2030-01-02T10:00:00Z")})
 }
 
 func TestDLQShowAndReplayOfOmittedBody(t *testing.T) {

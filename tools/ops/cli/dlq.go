@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"example.com/platform/shared/deadletter"
+	dlarchive "example.com/platform/shared/deadletter/archive"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/tools/ops/dlq"
 	"example.com/platform/tools/ops/replay"
@@ -122,13 +123,13 @@ func toJSON(e dlq.Entry, withBody bool) entryJSON {
 	return j
 }
 
-// textOrBase64 is b as text when it is UTF-8 (encoding deadletter.EncodingUTF8),
-// else as base64 (deadletter.EncodingBase64).
+// textOrBase64 is b as text when it is UTF-8 (encoding dlarchive.EncodingUTF8),
+// else as base64 (dlarchive.EncodingBase64).
 func textOrBase64(b []byte) (s, encoding string) {
 	if !utf8.Valid(b) {
-		return base64.StdEncoding.EncodeToString(b), deadletter.EncodingBase64
+		return base64.StdEncoding.EncodeToString(b), dlarchive.EncodingBase64
 	}
-	return string(b), deadletter.EncodingUTF8
+	return string(b), dlarchive.EncodingUTF8
 }
 
 // newTable is the tab-aligned writer of every table and "Key: value" list

@@ -5,7 +5,7 @@
 // with the same columns.
 //
 // Two implementations of Archive read them: BigQuery (the real client,
-// jobs.query) and JSONL. Both decode rows with deadletter.DecodeRow, filter with
+// jobs.query) and JSONL. Both decode rows with dlarchive.DecodeRow, filter with
 // Filter.Match semantics and return entries ordered by dead-letter time,
 // one per message id (the archive is written at least once, so a message
 // may have been archived twice; the first received copy wins).
@@ -19,16 +19,16 @@ import (
 	"strings"
 	"time"
 
-	"example.com/platform/shared/deadletter"
+	dlarchive "example.com/platform/shared/deadletter/archive"
 )
 
 // ErrNotFound is returned by Archive.Get for an unknown message id.
 var ErrNotFound = errors.New("no such dead letter")
 
 // Entry is one archived dead letter: a row of the archive in the format
-// package deadletter owns (deadletter.Record, decoded by
-// deadletter.DecodeRow).
-type Entry = deadletter.Record
+// package deadletter owns (dlarchive.Record, decoded by
+// dlarchive.DecodeRow).
+type Entry = dlarchive.Record
 
 // Filter selects dead letters. The zero Filter selects everything.
 type Filter struct {
@@ -45,7 +45,7 @@ type Filter struct {
 
 // Match reports whether e passes every condition of f but Limit.
 func (f Filter) Match(e Entry) bool {
-	if f.Subscription != "" && e.SourceSubscription() != deadletter.ResourceID(f.Subscription) {
+	if f.Subscription != "" && e.SourceSubscription() != dlarchive.ResourceID(f.Subscription) {
 		return false
 	}
 	if f.Type != "" && e.Type() != f.Type {

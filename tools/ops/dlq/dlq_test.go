@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"example.com/platform/shared/deadletter"
+	dlarchive "example.com/platform/shared/deadletter/archive"
 	"example.com/platform/shared/warehouse"
 	"example.com/platform/tools/ops/dlq"
 	"example.com/platform/tools/ops/dlq/dlqtest"
@@ -56,8 +57,8 @@ func TestColumnsMatchSchemaFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(s.Names(), deadletter.Columns) {
-		t.Fatalf("schema columns %v, reader columns %v", s.Names(), deadletter.Columns)
+	if !slices.Equal(s.Names(), dlarchive.Columns) {
+		t.Fatalf("schema columns %v, reader columns %v", s.Names(), dlarchive.Columns)
 	}
 	fake := dlqtest.Schema()
 	for i, f := range s {
@@ -142,10 +143,10 @@ func TestArchiveConformance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if string(e.Body) != "\xff\x00\x01" || e.BodyEncoding != deadletter.EncodingBase64 {
+			if string(e.Body) != "\xff\x00\x01" || e.BodyEncoding != dlarchive.EncodingBase64 {
 				t.Errorf("body %q (%s)", e.Body, e.BodyEncoding)
 			}
-			if class, _ := e.Reason(); class != deadletter.ReasonDeliveryAttempts || e.Attempts() != 5 || e.SourceSubscription() != "shipment--payment.processed" || e.Topic() != "" {
+			if class, _ := e.Reason(); class != dlarchive.ReasonDeliveryAttempts || e.Attempts() != 5 || e.SourceSubscription() != "shipment--payment.processed" || e.Topic() != "" {
 				t.Errorf("entry m2 decoded as %+v", e)
 			}
 			e, err = a.Get(ctx, "m1")

@@ -10,7 +10,7 @@ import (
 	"io/fs"
 	"os"
 
-	"example.com/platform/shared/deadletter"
+	dlarchive "example.com/platform/shared/deadletter/archive"
 	"example.com/platform/shared/warehouse"
 )
 
@@ -121,6 +121,6 @@ func (j *JSONL) decodeLine(b []byte) (e Entry, ok bool, err error) {
 		}
 		row = inner
 	}
-	e, err = deadletter.DecodeRow(row)
+	e, err = dlarchive.DecodeRow(row)
 	return e, err == nil, err
 }

@@ -38,6 +38,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"example.com/platform/shared/deadletter"
+	dlarchive "example.com/platform/shared/deadletter/archive"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/retry"
 	"example.com/platform/tools/ops/dlq"
@@ -188,7 +189,7 @@ func (p *PubSubAdmin) SubscriptionTopic(ctx context.Context, subscription string
 	if err != nil {
 		return "", fmt.Errorf("look up topic of subscription %s: %w", name, err)
 	}
-	return deadletter.ResourceID(s.GetTopic()), nil
+	return dlarchive.ResourceID(s.GetTopic()), nil
 }
 
 // CheckTopic returns an error unless topic exists.

@@ -1,4 +1,4 @@
-package deadletter_test
+package archive_test
 
 import (
 	"encoding/json"
@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"example.com/platform/shared/deadletter"
+	"example.com/platform/shared/deadletter/archive"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/warehouse"
 )
 
 // roundTrip encodes rec as the archive function writes it (Row, then the
 // insertAll JSON the sinks store) and decodes it as eventctl reads it.
-func roundTrip(t testing.TB, rec deadletter.Record) deadletter.Record {
+func roundTrip(t testing.TB, rec archive.Record) archive.Record {
 	t.Helper()
 	b, err := json.Marshal(rec.Row().Values)
 	if err != nil {
@@ -24,7 +25,7 @@ func roundTrip(t testing.TB, rec deadletter.Record) deadletter.Record {
 	if err != nil {
 		t.Fatalf("decode JSON row %s: %v", b, err)
 	}
-	got, err := deadletter.DecodeRow(row)
+	got, err := archive.DecodeRow(row)
 	if err != nil {
 		t.Fatalf("DecodeRow(%s): %v", b, err)
 	}
@@ -45,18 +46,18 @@ func TestRecordRoundTrip(t *testing.T) {
 		"bare": {Data: []byte("not an event")},
 	} {
 		t.Run(name, func(t *testing.T) {
-			rec := deadletter.NewRecord(m, deadletter.Received{At: at})
+			rec := archive.NewRecord(m, archive.Received{At: at})
 			got := roundTrip(t, rec)
 			if !reflect.DeepEqual(got, rec) {
 				t.Fatalf("round trip\n got %+v\nwant %+v", got, rec)
 			}
 		})
 	}
-	rec := deadletter.NewRecord(messaging.Message{Data: []byte("x"), Attributes: map[string]string{
+	rec := archive.NewRecord(messaging.Message{Data: []byte("x"), Attributes: map[string]string{
 		deadletter.AttrPubSubDeliveryCount: "5", deadletter.AttrPubSubSubscription: "shipment--payment.processed", deadletter.AttrPubSubSubscriptionProject: "p",
-	}}, deadletter.Received{At: at})
+	}}, archive.Received{At: at})
 	if rec.Subscription != "projects/p/subscriptions/shipment--payment.processed" || rec.OriginalTopic != "payment.processed" ||
-		rec.ReasonClass != deadletter.ReasonDeliveryAttempts || rec.DeliveryAttempts != 5 || !strings.HasPrefix(rec.MessageID, "sha256:") {
+		rec.ReasonClass != archive.ReasonDeliveryAttempts || rec.DeliveryAttempts != 5 || !strings.HasPrefix(rec.MessageID, "sha256:") {
 		t.Errorf("record of a message Pub/Sub dead-lettered: %+v", rec)
 	}
 }
@@ -72,11 +73,22 @@ func TestDecodeRowNamesTheColumn(t *testing.T) {
 		row := good()
 		row[col] = bad
 		if col == "body" {
-			row["body_encoding"] = deadletter.EncodingBase64
+			row["body_encoding"] = archive.EncodingBase64
 			row["body"] = "!!!"
 		}
-		if _, err := deadletter.DecodeRow(row); err == nil || !strings.Contains(err.Error(), col) {
+		if _, err := archive.DecodeRow(row); err == nil || !strings.Contains(err.Error(), col) {
 			t.Errorf("%s = %v: err = %v, want one naming the column", col, bad, err)
 		}
+	}
+}
+
+func original() messaging.Message {
+	return messaging.Message{
+		Data:        []byte(`{"order_id":"o-1"}`),
+		OrderingKey: "o-1",
+		Attributes: map[string]string{
+			"ce-id": "e-1", "ce-type": "com.example.orders.order.created.v1", "ce-source": "/orders",
+			"ce-specversion": "1.0", "Content-Type": "application/json", "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		},
 	}
 }

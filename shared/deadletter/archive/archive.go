@@ -1,4 +1,11 @@
-package deadletter
+// Package archive is the dead-letter archive's row format: the record of
+// one dead letter (Record), built from a delivered dead letter by
+// NewRecord, encoded for the dead_letters table by Record.Row and read back
+// by DecodeRow. The archive function writes it; eventctl reads it.
+//
+// It is a package of its own so that every function that only publishes
+// dead letters (package deadletter) does not link the BigQuery client.
+package archive
 
 import (
 	"crypto/sha256"
@@ -14,33 +21,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"example.com/platform/shared/deadletter"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/warehouse"
 )
-
-// Attributes Pub/Sub adds when it forwards a message to a dead-letter topic
-// itself, after the subscription's maximum delivery attempts (the local
-// push dispatcher adds the same). AttrPubSubDeliveryError is what push
-// subscriptions add: the reason of the last failed push. Push headers lose
-// their case; Lookup matches without regard to it.
-const (
-	AttrPubSubDeliveryCount       = "CloudPubSubDeadLetterSourceDeliveryCount"
-	AttrPubSubSubscription        = "CloudPubSubDeadLetterSourceSubscription"
-	AttrPubSubSubscriptionProject = "CloudPubSubDeadLetterSourceSubscriptionProject"
-	AttrPubSubTopicPublishTime    = "CloudPubSubDeadLetterSourceTopicPublishTime"
-	AttrPubSubDeliveryError       = "CloudPubSubDeadLetterSourceDeliveryErrorMessage"
-)
-
-// Attribute prefixes: PubSubAttrPrefix of every attribute Pub/Sub's own
-// dead-lettering adds, ReasonAttrPrefix of every attribute Annotate adds.
-const (
-	PubSubAttrPrefix = "CloudPubSubDeadLetterSource"
-	ReasonAttrPrefix = "dlq-"
-)
-
-// PubSubPublishTimeLayout formats AttrPubSubTopicPublishTime (UTC,
-// milliseconds, "+00:00" offset, the form Pub/Sub writes).
-const PubSubPublishTimeLayout = "2006-01-02T15:04:05.000-07:00"
 
 // Values of the archive's body_encoding and reason_class columns.
 const (
@@ -74,8 +58,8 @@ type Record struct {
 	// attributes (dlq-*, CloudPubSubDeadLetterSource*).
 	Attributes map[string]string
 	// Body is the message body, decoded (base64 undone). For a message
-	// whose body was too large to dead-letter (AttrBodyOmitted) it is the
-	// BodyReference document; see Reference.
+	// whose body was too large to dead-letter (deadletter.AttrBodyOmitted) it is the
+	// deadletter.BodyReference document; see Reference.
 	Body []byte
 	// BodyEncoding is how the row stores Body: EncodingUTF8 or
 	// EncodingBase64 (Row picks base64 for a body that is not UTF-8).
@@ -130,7 +114,7 @@ func NewRecord(m messaging.Message, r Received) Record {
 	for _, k := range slices.Sorted(maps.Keys(m.Attributes)) {
 		attrs[validText(k)] = validText(m.Attributes[k])
 	}
-	get := func(k string) string { return Lookup(attrs, k) }
+	get := func(k string) string { return deadletter.Lookup(attrs, k) }
 	rec := Record{
 		MessageID:    validText(r.MessageID),
 		Attributes:   attrs,
@@ -145,15 +129,15 @@ func NewRecord(m messaging.Message, r Received) Record {
 		rec.BodyEncoding = EncodingBase64
 	}
 
-	pubsubCount := get(AttrPubSubDeliveryCount)
-	rec.ReasonClass, rec.ReasonMessage = get(AttrReasonClass), get(AttrReason)
+	pubsubCount := get(deadletter.AttrPubSubDeliveryCount)
+	rec.ReasonClass, rec.ReasonMessage = get(deadletter.AttrReasonClass), get(deadletter.AttrReason)
 	if rec.ReasonClass == "" && pubsubCount != "" {
 		rec.ReasonClass = ReasonDeliveryAttempts
 		if rec.ReasonMessage == "" {
 			rec.ReasonMessage = "Pub/Sub gave up after " + pubsubCount + " delivery attempts"
 		}
 	}
-	attempts := get(AttrAttempt)
+	attempts := get(deadletter.AttrAttempt)
 	if attempts == "" {
 		attempts = pubsubCount
 	}
@@ -161,17 +145,17 @@ func NewRecord(m messaging.Message, r Received) Record {
 		rec.DeliveryAttempts = n
 	}
 
-	rec.Subscription = get(AttrSubscription)
+	rec.Subscription = get(deadletter.AttrSubscription)
 	if rec.Subscription == "" {
-		if s := get(AttrPubSubSubscription); s != "" {
+		if s := get(deadletter.AttrPubSubSubscription); s != "" {
 			rec.Subscription = s
-			if p := get(AttrPubSubSubscriptionProject); p != "" && !strings.HasPrefix(s, "projects/") {
+			if p := get(deadletter.AttrPubSubSubscriptionProject); p != "" && !strings.HasPrefix(s, "projects/") {
 				rec.Subscription = "projects/" + p + "/subscriptions/" + s
 			}
 		}
 	}
 
-	rec.OriginalTopic = get(AttrSourceTopic)
+	rec.OriginalTopic = get(deadletter.AttrSourceTopic)
 	if rec.OriginalTopic == "" && r.TopicOfType != nil {
 		rec.OriginalTopic = validText(r.TopicOfType(get("ce-type")))
 	}
@@ -183,15 +167,15 @@ func NewRecord(m messaging.Message, r Received) Record {
 	}
 
 	var ok bool
-	if rec.DeadLetteredAt, ok = parseTime(get(AttrDeadLetteredAt)); !ok {
+	if rec.DeadLetteredAt, ok = parseTime(get(deadletter.AttrDeadLetteredAt)); !ok {
 		rec.DeadLetteredAt, ok = r.PublishTime, !r.PublishTime.IsZero()
 	}
 	if !ok {
 		rec.DeadLetteredAt = r.At
 	}
-	if t, ok := parseTime(get(AttrPublishTime)); ok {
+	if t, ok := parseTime(get(deadletter.AttrPublishTime)); ok {
 		rec.PublishTime = t
-	} else if t, ok := parseTime(get(AttrPubSubTopicPublishTime)); ok {
+	} else if t, ok := parseTime(get(deadletter.AttrPubSubTopicPublishTime)); ok {
 		rec.PublishTime = t
 	}
 	return rec
@@ -312,17 +296,17 @@ func DecodeRow(row map[string]any) (Record, error) {
 }
 
 // EventID returns the CloudEvent id (ce-id attribute).
-func (r Record) EventID() string { return Lookup(r.Attributes, "ce-id") }
+func (r Record) EventID() string { return deadletter.Lookup(r.Attributes, "ce-id") }
 
 // Type returns the CloudEvent type (ce-type attribute).
-func (r Record) Type() string { return Lookup(r.Attributes, "ce-type") }
+func (r Record) Type() string { return deadletter.Lookup(r.Attributes, "ce-type") }
 
 // Topic returns the topic id the message was first published to: the
 // original_topic column, else the dlq-source-topic attribute; "" when
 // neither is known (a message Pub/Sub dead-lettered carries only its
 // subscription, whose topic the caller must look up).
 func (r Record) Topic() string {
-	for _, t := range []string{r.OriginalTopic, Lookup(r.Attributes, AttrSourceTopic)} {
+	for _, t := range []string{r.OriginalTopic, deadletter.Lookup(r.Attributes, deadletter.AttrSourceTopic)} {
 		if t != "" {
 			return ResourceID(t)
 		}
@@ -334,7 +318,7 @@ func (r Record) Topic() string {
 // the message: the subscription column, else dlq-subscription, else the
 // CloudPubSubDeadLetterSourceSubscription attribute.
 func (r Record) SourceSubscription() string {
-	for _, s := range []string{r.Subscription, Lookup(r.Attributes, AttrSubscription), Lookup(r.Attributes, AttrPubSubSubscription)} {
+	for _, s := range []string{r.Subscription, deadletter.Lookup(r.Attributes, deadletter.AttrSubscription), deadletter.Lookup(r.Attributes, deadletter.AttrPubSubSubscription)} {
 		if s != "" {
 			return ResourceID(s)
 		}
@@ -348,12 +332,12 @@ func (r Record) SourceSubscription() string {
 func (r Record) Reason() (class, message string) {
 	class, message = r.ReasonClass, r.ReasonMessage
 	if class == "" {
-		class = Lookup(r.Attributes, AttrReasonClass)
+		class = deadletter.Lookup(r.Attributes, deadletter.AttrReasonClass)
 	}
 	if message == "" {
-		message = Lookup(r.Attributes, AttrReason)
+		message = deadletter.Lookup(r.Attributes, deadletter.AttrReason)
 	}
-	count := Lookup(r.Attributes, AttrPubSubDeliveryCount)
+	count := deadletter.Lookup(r.Attributes, deadletter.AttrPubSubDeliveryCount)
 	if class == "" && count != "" {
 		class = ReasonDeliveryAttempts
 	}
@@ -369,8 +353,8 @@ func (r Record) Attempts() int64 {
 	if r.DeliveryAttempts > 0 {
 		return r.DeliveryAttempts
 	}
-	for _, a := range []string{AttrPubSubDeliveryCount, AttrAttempt} {
-		if n, err := strconv.ParseInt(Lookup(r.Attributes, a), 10, 64); err == nil && n > 0 {
+	for _, a := range []string{deadletter.AttrPubSubDeliveryCount, deadletter.AttrAttempt} {
+		if n, err := strconv.ParseInt(deadletter.Lookup(r.Attributes, a), 10, 64); err == nil && n > 0 {
 			return n
 		}
 	}
@@ -378,14 +362,14 @@ func (r Record) Attempts() int64 {
 }
 
 // Reference returns the body reference of a dead letter whose body was
-// too large to publish (AttrBodyOmitted set): ok is false for a dead
+// too large to publish (deadletter.AttrBodyOmitted set): ok is false for a dead
 // letter that carries its body. err reports a reference document that
 // does not decode.
-func (r Record) Reference() (ref BodyReference, ok bool, err error) {
-	if Lookup(r.Attributes, AttrBodyOmitted) == "" {
-		return BodyReference{}, false, nil
+func (r Record) Reference() (ref deadletter.BodyReference, ok bool, err error) {
+	if deadletter.Lookup(r.Attributes, deadletter.AttrBodyOmitted) == "" {
+		return deadletter.BodyReference{}, false, nil
 	}
-	ref, err = DecodeBodyReference(r.Body)
+	ref, err = deadletter.DecodeBodyReference(r.Body)
 	return ref, true, err
 }
 
@@ -396,20 +380,6 @@ func ResourceID(name string) string {
 		return name[i+1:]
 	}
 	return name
-}
-
-// Lookup returns attrs[key], matching the key without regard to case (a
-// no-wrapper push turns attributes into HTTP headers, which lose case).
-func Lookup(attrs map[string]string, key string) string {
-	if v, ok := attrs[key]; ok {
-		return v
-	}
-	for _, k := range slices.Sorted(maps.Keys(attrs)) {
-		if strings.EqualFold(k, key) {
-			return attrs[k]
-		}
-	}
-	return ""
 }
 
 // validText is s with every byte that is not part of valid UTF-8 replaced
