@@ -66,11 +66,12 @@ func (s *Service) Archive(ctx context.Context, in *events.Incoming) error {
 }
 
 // ArchiveRow is the dead_letters row of one delivery: the record
-// dlarchive.NewRecord builds (its documentation lists every column's source) from
-// the message and its delivery metadata, with the topic of the event's
-// ce-type (the registry) as the second choice of original_topic. A dead
-// letter whose body was too large to publish holds a dl.BodyReference in
-// body, as the message did; its dlq-body-omitted attribute says so.
+// dlarchive.NewRecord builds (its documentation lists every column's
+// source) from the message and its delivery metadata, with the topic of
+// the event's ce-type (the registry) as the second choice of
+// original_topic. A dead letter whose body was too large to publish holds
+// a deadletter.BodyReference in body, as the message did; its
+// dlq-body-omitted attribute says so.
 func ArchiveRow(in *events.Incoming, receivedAt time.Time) warehouse.Row {
 	return dlarchive.NewRecord(in.Message, dlarchive.Received{
 		MessageID:   in.Delivery.MessageID,

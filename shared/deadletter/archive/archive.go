@@ -58,8 +58,8 @@ type Record struct {
 	// attributes (dlq-*, CloudPubSubDeadLetterSource*).
 	Attributes map[string]string
 	// Body is the message body, decoded (base64 undone). For a message
-	// whose body was too large to dead-letter (deadletter.AttrBodyOmitted) it is the
-	// deadletter.BodyReference document; see Reference.
+	// whose body was too large to dead-letter (deadletter.AttrBodyOmitted)
+	// it is the deadletter.BodyReference document; see Reference.
 	Body []byte
 	// BodyEncoding is how the row stores Body: EncodingUTF8 or
 	// EncodingBase64 (Row picks base64 for a body that is not UTF-8).
