@@ -61,6 +61,25 @@ BENCHTIME ?= 2s
 bench: ## Idempotency and baseline benchmarks against one PostgreSQL (see docs/benchmarks.md).
 	cd shared && go test -run '^$$' -bench . -benchtime $(BENCHTIME) ./idempotency/
 
+FUZZTIME ?= 5s
+
+# Every native fuzz target (func FuzzX in a _test.go file), as "dir name"
+# pairs; `go test -fuzz` takes one target at a time.
+FUZZ_TARGETS = grep -rEo --include='*_test.go' --exclude-dir=dist --exclude-dir=vendor --exclude-dir=testdata '^func Fuzz[A-Za-z0-9_]*' . | sed -E 's|^(.*)/[^/]*:func (Fuzz.*)$$|\1 \2|' | sort -u
+
+.PHONY: fuzz
+fuzz: ## Run every Go fuzz target for FUZZTIME each (default 5s; `make fuzz FUZZTIME=1m`). Targets: docs/failure-model.md.
+	@$(FUZZ_TARGETS) | while read -r dir name; do \
+	  mod=$$dir; while [ ! -f "$$mod/go.mod" ]; do mod=$$(dirname "$$mod"); done; \
+	  pkg=./$${dir#"$$mod"}; pkg=$${pkg/\/\//\/}; \
+	  echo "=== fuzz $$dir $$name ($(FUZZTIME))"; \
+	  (cd "$$mod" && go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg") || exit 1; \
+	done
+
+.PHONY: fuzz-list
+fuzz-list: ## List every Go fuzz target (directory and name) that `make fuzz` runs.
+	@$(FUZZ_TARGETS)
+
 .PHONY: modules
 modules: ## Print every Go module directory.
 	@printf '%s\n' $(MODULES)

@@ -19,21 +19,12 @@ package deadletter
 
 import (
 	"context"
-	"crypto/sha256"
 	_ "embed"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"maps"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
-	dl "example.com/platform/shared/deadletter"
+	dlarchive "example.com/platform/shared/deadletter/archive"
 	"example.com/platform/shared/events"
 	"example.com/platform/shared/warehouse"
 	"example.com/platform/shared/warehouse/sinkenv"
@@ -53,25 +44,6 @@ var DeadLettersSchema = warehouse.MustParseSchema(deadLettersSchemaJSON)
 func Tables() map[string]warehouse.Schema {
 	return map[string]warehouse.Schema{Table: DeadLettersSchema}
 }
-
-// Attributes Pub/Sub adds when it forwards a message to a dead-letter topic
-// itself, after the subscription's maximum delivery attempts. Push headers
-// lose their case; look them up with events.LookupAttribute.
-const (
-	AttrPubSubDeliveryCount       = "CloudPubSubDeadLetterSourceDeliveryCount"
-	AttrPubSubSubscription        = "CloudPubSubDeadLetterSourceSubscription"
-	AttrPubSubSubscriptionProject = "CloudPubSubDeadLetterSourceSubscriptionProject"
-	AttrPubSubTopicPublishTime    = "CloudPubSubDeadLetterSourceTopicPublishTime"
-)
-
-// Values of the body_encoding and reason_class columns.
-const (
-	EncodingUTF8   = "utf8"
-	EncodingBase64 = "base64"
-	// ReasonDeliveryAttempts is the reason class of a message Pub/Sub
-	// dead-lettered after the subscription's maximum delivery attempts.
-	ReasonDeliveryAttempts = "delivery_attempts"
-)
 
 // Service archives dead letters. It is safe for concurrent use.
 type Service struct {
@@ -95,142 +67,23 @@ func (s *Service) Archive(ctx context.Context, in *events.Incoming) error {
 	return nil
 }
 
-// ArchiveRow is the dead_letters row of one delivery:
-//
-//   - message_id: the dead-letter message's Pub/Sub id (also the insertId);
-//     when the push carried none, "sha256:<hash of body and attributes>",
-//     stable across redeliveries;
-//   - original_topic: dlq-source-topic, else the topic of the ce-type, else
-//     the topic in the subscription id "<function>--<topic>";
-//   - subscription: dlq-subscription, else Pub/Sub's
-//     CloudPubSubDeadLetterSourceSubscription (as a full name when its
-//     project is known);
-//   - attributes: every attribute, as a JSON object;
-//   - body: the text when valid UTF-8 (body_encoding utf8), else base64;
-//   - reason_class / reason_message: dlq-reason-class / dlq-reason, else
-//     "delivery_attempts" and a sentence when Pub/Sub dead-lettered it;
-//   - delivery_attempts: dlq-delivery-attempt, else
-//     CloudPubSubDeadLetterSourceDeliveryCount;
-//   - publish_time: dlq-publish-time, else
-//     CloudPubSubDeadLetterSourceTopicPublishTime when Pub/Sub gives it,
-//     else NULL;
-//   - dead_lettered_at: dlq-time, else the dead-letter message's publish
-//     time, else receivedAt.
+// ArchiveRow is the dead_letters row of one delivery: the record
+// dlarchive.NewRecord builds (its documentation lists every column's
+// source) from the message and its delivery metadata, with the topic of
+// the event's ce-type (the registry) as the second choice of
+// original_topic. A dead letter whose body was too large to publish holds
+// a deadletter.BodyReference in body, as the message did; its
+// dlq-body-omitted attribute says so.
 func ArchiveRow(in *events.Incoming, receivedAt time.Time) warehouse.Row {
-	attrs := in.Message.Attributes
-	if attrs == nil {
-		attrs = map[string]string{}
-	}
-	get := func(k string) string { return events.LookupAttribute(attrs, k) }
-
-	id := in.Delivery.MessageID
-	if id == "" {
-		id = contentID(in.Message.Data, attrs)
-	}
-	attrJSON, _ := json.Marshal(attrs) // map[string]string always encodes
-
-	body, enc := string(in.Message.Data), EncodingUTF8
-	if !utf8.Valid(in.Message.Data) {
-		body, enc = base64.StdEncoding.EncodeToString(in.Message.Data), EncodingBase64
-	}
-
-	pubsubCount := get(AttrPubSubDeliveryCount)
-	reasonClass, reason := get(dl.AttrReasonClass), get(dl.AttrReason)
-	if reasonClass == "" && pubsubCount != "" {
-		reasonClass = ReasonDeliveryAttempts
-		if reason == "" {
-			reason = "Pub/Sub gave up after " + pubsubCount + " delivery attempts"
-		}
-	}
-	attempts := get(dl.AttrAttempt)
-	if attempts == "" {
-		attempts = pubsubCount
-	}
-
-	sub := get(dl.AttrSubscription)
-	if sub == "" {
-		if s := get(AttrPubSubSubscription); s != "" {
-			sub = s
-			if p := get(AttrPubSubSubscriptionProject); p != "" && !strings.HasPrefix(s, "projects/") {
-				sub = "projects/" + p + "/subscriptions/" + s
-			}
-		}
-	}
-
-	deadAt, ok := parseTime(get(dl.AttrDeadLetteredAt))
-	if !ok {
-		deadAt, ok = in.Delivery.PublishTime, !in.Delivery.PublishTime.IsZero()
-	}
-	if !ok {
-		deadAt = receivedAt
-	}
-
-	v := map[string]any{
-		"message_id":        id,
-		"original_topic":    nullable(originalTopic(attrs, sub)),
-		"subscription":      nullable(sub),
-		"attributes":        json.RawMessage(attrJSON),
-		"body":              body,
-		"body_encoding":     enc,
-		"reason_class":      nullable(reasonClass),
-		"reason_message":    nullable(reason),
-		"delivery_attempts": nil,
-		"publish_time":      nil,
-		"dead_lettered_at":  deadAt,
-		"received_at":       receivedAt,
-	}
-	if n, err := strconv.Atoi(attempts); err == nil && n > 0 {
-		v["delivery_attempts"] = n
-	}
-	if t, ok := parseTime(get(dl.AttrPublishTime)); ok {
-		v["publish_time"] = t
-	} else if t, ok := parseTime(get(AttrPubSubTopicPublishTime)); ok {
-		v["publish_time"] = t
-	}
-	return warehouse.Row{InsertID: id, Values: v}
-}
-
-// originalTopic finds the topic the message was first published to.
-func originalTopic(attrs map[string]string, subscription string) string {
-	if t := events.LookupAttribute(attrs, dl.AttrSourceTopic); t != "" {
-		return t
-	}
-	if t, err := events.TopicFor(events.LookupAttribute(attrs, events.AttrType)); err == nil {
-		return t
-	}
-	// Subscriptions are named "<function>--<topic>" (docs/infrastructure.md).
-	subID := subscription[strings.LastIndex(subscription, "/")+1:]
-	if _, topic, ok := strings.Cut(subID, "--"); ok {
-		return topic
-	}
-	return ""
-}
-
-// contentID identifies a message without a message id by its content.
-func contentID(data []byte, attrs map[string]string) string {
-	h := sha256.New()
-	h.Write(data)
-	for _, k := range slices.Sorted(maps.Keys(attrs)) {
-		fmt.Fprintf(h, "\x00%s\x00%s", k, attrs[k])
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))
-}
-
-func parseTime(s string) (time.Time, bool) {
-	if s == "" {
-		return time.Time{}, false
-	}
-	if t, ok := warehouse.ParseTimestamp(s); ok {
-		return t, true
-	}
-	return time.Time{}, false
-}
-
-func nullable(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
+	return dlarchive.NewRecord(in.Message, dlarchive.Received{
+		MessageID:   in.Delivery.MessageID,
+		PublishTime: in.Delivery.PublishTime,
+		At:          receivedAt,
+		TopicOfType: func(typ string) string {
+			t, _ := events.TopicFor(typ)
+			return t
+		},
+	}).Row()
 }
 
 // EntryPoint is the function's entry point (function.yaml entry_point).

@@ -19,6 +19,7 @@ import (
 
 	"example.com/platform/shared/app"
 	dl "example.com/platform/shared/deadletter"
+	dlarchive "example.com/platform/shared/deadletter/archive"
 	"example.com/platform/shared/domain"
 	"example.com/platform/shared/events"
 	"example.com/platform/shared/handler"
@@ -117,7 +118,7 @@ func TestThroughFramework(t *testing.T) {
 				r := rows[0]
 				want := map[string]any{
 					"original_topic": "order.created", "subscription": "projects/test-project/subscriptions/payment--order.created",
-					"body": string(m.Data), "body_encoding": EncodingUTF8, "reason_class": "permanent",
+					"body": string(m.Data), "body_encoding": dlarchive.EncodingUTF8, "reason_class": "permanent",
 					"reason_message": "validate order: customer blocked", "delivery_attempts": int64(3),
 					"dead_lettered_at": time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC),
 					"publish_time":     time.Date(2026, 5, 1, 11, 58, 0, 0, time.UTC),
@@ -141,7 +142,7 @@ func TestThroughFramework(t *testing.T) {
 					t.Fatalf("status %d %s", code, body)
 				}
 				rows := rowsFor(bq, d.MessageID)
-				if len(rows) != 1 || rows[0]["body_encoding"] != EncodingBase64 {
+				if len(rows) != 1 || rows[0]["body_encoding"] != dlarchive.EncodingBase64 {
 					t.Fatalf("rows %v", rows)
 				}
 				got, err := base64.StdEncoding.DecodeString(rows[0]["body"].(string))
@@ -160,7 +161,7 @@ func TestThroughFramework(t *testing.T) {
 					t.Fatalf("status %d %s", code, body)
 				}
 				rows := rowsFor(bq, d.MessageID)
-				if len(rows) != 1 || rows[0]["body"] != "héllo, not an event" || rows[0]["body_encoding"] != EncodingUTF8 {
+				if len(rows) != 1 || rows[0]["body"] != "héllo, not an event" || rows[0]["body_encoding"] != dlarchive.EncodingUTF8 {
 					t.Fatalf("rows %v", rows)
 				}
 			})
@@ -172,10 +173,10 @@ func TestThroughFramework(t *testing.T) {
 						delete(m.Attributes, k)
 					}
 				}
-				m.Attributes[AttrPubSubDeliveryCount] = "5"
-				m.Attributes[AttrPubSubSubscription] = "analytics--order.created"
-				m.Attributes[AttrPubSubSubscriptionProject] = "test-project"
-				m.Attributes[AttrPubSubTopicPublishTime] = "2026-05-01T11:59:00.5Z"
+				m.Attributes[dl.AttrPubSubDeliveryCount] = "5"
+				m.Attributes[dl.AttrPubSubSubscription] = "analytics--order.created"
+				m.Attributes[dl.AttrPubSubSubscriptionProject] = "test-project"
+				m.Attributes[dl.AttrPubSubTopicPublishTime] = "2026-05-01T11:59:00.5Z"
 				d := dlqDelivery()
 				if code, body := pushtest.Send(t, sh.Request(t, url, m, d)); code != http.StatusNoContent {
 					t.Fatalf("status %d %s", code, body)
@@ -187,7 +188,7 @@ func TestThroughFramework(t *testing.T) {
 				r := rows[0]
 				want := map[string]any{
 					"original_topic": "order.created", "subscription": "projects/test-project/subscriptions/analytics--order.created",
-					"reason_class": ReasonDeliveryAttempts, "delivery_attempts": int64(5),
+					"reason_class": dlarchive.ReasonDeliveryAttempts, "delivery_attempts": int64(5),
 					"publish_time":     time.Date(2026, 5, 1, 11, 59, 0, 500_000_000, time.UTC),
 					"dead_lettered_at": d.PublishTime,
 				}

@@ -40,7 +40,13 @@ const (
 	AttrOrderingKey    = "dlq-ordering-key"
 	AttrPublishTime    = "dlq-publish-time" // when the original was published, RFC 3339
 	AttrDeadLetteredAt = "dlq-time"         // RFC 3339 with nanoseconds, UTC
+	// AttrBodyOmitted is set (to BodyOmittedTooLarge) when the body was too
+	// large to dead-letter and was replaced by a BodyReference document.
+	AttrBodyOmitted = "dlq-body-omitted"
 )
+
+// BodyOmittedTooLarge is the value of AttrBodyOmitted.
+const BodyOmittedTooLarge = "too-large"
 
 // MaxAttributeValue is the largest attribute value Pub/Sub accepts, in bytes.
 const MaxAttributeValue = 1024
@@ -70,6 +76,10 @@ type Publisher struct {
 }
 
 // Publish forwards m with reason attributes and returns the new message id.
+// When the body plus the attributes would exceed what Pub/Sub accepts
+// (MessageSize > MaxMessageBytes), the body is replaced by a BodyReference
+// (OmitBody): the dead letter is then archived and shown, but cannot be
+// replayed from the archive.
 // A failure to publish is transient: the caller must not acknowledge the
 // original, so Pub/Sub redelivers it and nothing is lost.
 func (p *Publisher) Publish(ctx context.Context, m messaging.Message, r Reason) (string, error) {
@@ -77,6 +87,9 @@ func (p *Publisher) Publish(ctx context.Context, m messaging.Message, r Reason) 
 		return "", retry.Transient(ErrNoTopic)
 	}
 	out := Annotate(m, r)
+	if MessageSize(out) > MaxMessageBytes {
+		out = OmitBody(out)
+	}
 	id, err := p.Messages.Publish(ctx, p.Topic, out)
 	if err != nil {
 		return "", retry.Transient(fmt.Errorf("dead-letter to %s: %w", p.Topic, err))
@@ -104,6 +117,7 @@ func Annotate(m messaging.Message, r Reason) messaging.Message {
 	attrs[AttrReasonClass] = class.String()
 	attrs[AttrReason] = AttributeValue(msg)
 	attrs[AttrDeadLetteredAt] = at.UTC().Format(time.RFC3339Nano)
+	delete(attrs, AttrBodyOmitted) // describes an older dead letter; Publish sets it again if needed
 	set := func(k, v string) {
 		if v != "" {
 			attrs[k] = AttributeValue(v)

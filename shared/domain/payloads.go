@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -51,6 +52,10 @@ func (c *checker) text(field, v string, max int) {
 		c.addf(field, "is required")
 	case len(v) > max:
 		c.addf(field, "must be at most %d bytes, got %d", max, len(v))
+	case !utf8.ValidString(v):
+		// JSON would replace each invalid byte with U+FFFD: the event
+		// would not arrive as it was built.
+		c.addf(field, "must be valid UTF-8")
 	}
 }
 

@@ -46,6 +46,7 @@ func TestPayloadValidation(t *testing.T) {
 		{"order id braces", oc(func(p *OrderCreated) { p.OrderID = "{" + orderID + "}" }),
 			"order_id: must be a non-nil UUID in canonical form"},
 		{"missing customer", oc(func(p *OrderCreated) { p.CustomerID = "  " }), "customer_id: is required"},
+		{"customer not UTF-8", oc(func(p *OrderCreated) { p.CustomerID = "cust\xff" }), "customer_id: must be valid UTF-8"},
 		{"no items", oc(func(p *OrderCreated) { p.Items = nil }), "items: must contain at least one line item"},
 		{"too many items", oc(func(p *OrderCreated) {
 			p.Items = make([]LineItem, MaxLineItems+1)

@@ -312,9 +312,9 @@ func Observe(consumer string, logger *slog.Logger) Middleware {
 			case err == nil:
 				logger.InfoContext(ctx, "event "+outcome.get(), attrs...)
 			case retry.IsPermanent(err):
-				logger.ErrorContext(ctx, "permanent failure not dead-lettered; Pub/Sub will redeliver", append(attrs, "error", err.Error())...)
+				logger.ErrorContext(ctx, "permanent failure not dead-lettered; Pub/Sub will redeliver", append(append(attrs, "error", err.Error()), retry.LogAttrs(err)...)...)
 			default:
-				logger.WarnContext(ctx, "transient failure; Pub/Sub will redeliver", append(attrs, "error", err.Error())...)
+				logger.WarnContext(ctx, "transient failure; Pub/Sub will redeliver", append(append(attrs, "error", err.Error()), retry.LogAttrs(err)...)...)
 			}
 			return err
 		}

@@ -3,6 +3,7 @@ package handler_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"example.com/platform/shared/deadletter"
 	"example.com/platform/shared/events"
@@ -271,5 +273,20 @@ func TestWrongPayloadTypeIsDeadLettered(t *testing.T) {
 	dl := e.dlq.Messages()
 	if calls.Load() != 0 || len(dl) != 1 || !strings.Contains(dl[0].Attributes[deadletter.AttrReason], "this consumer accepts eventstest.Done") {
 		t.Fatalf("calls %d, dead letters %+v", calls.Load(), dl)
+	}
+}
+
+// TestFailureLogNamesTheErrorClass: a delivery that fails on a missing
+// table is logged with error_class=schema, so a log-based metric can alert
+// on deliveries that wait for a person.
+func TestFailureLogNamesTheErrorClass(t *testing.T) {
+	e := newEnv(t, func(context.Context, *events.Incoming) error {
+		return fmt.Errorf("insert shipment: %w", &pgconn.PgError{Code: "42P01", Message: `relation "shipments" does not exist`})
+	})
+	if rec := push(t, e.h, order(t)); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503 (a missing table is transient)", rec.Code)
+	}
+	if logs := e.logs.String(); !strings.Contains(logs, `"error_class":"schema"`) || len(e.dlq.Messages()) != 0 {
+		t.Fatalf("log without error_class or dead-lettered: %s", logs)
 	}
 }

@@ -431,7 +431,10 @@ func TestAnswerBeforeTheAckDeadlineWhilePubSubStalls(t *testing.T) {
 		db := newDatabase(t)
 		c := cfg()
 		c.TxStore = db.store
-		c.Publish = func(ctx context.Context, _ ...int64) error { _, err := stalled(ctx, "t", messaging.Message{}); return err }
+		c.Publish = func(ctx context.Context, _ ...int64) error {
+			_, err := stalled(ctx, "t", messaging.Message{})
+			return err
+		}
 		e := newEnvWith(t, c, handler.Transactional(shipOnce))
 		// Committed, so acknowledged; the relay publishes the row later.
 		if code := answeredWithin(t, e.h, order(t), ackDeadline); code != http.StatusNoContent {

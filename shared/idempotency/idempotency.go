@@ -44,8 +44,10 @@ package idempotency
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -132,15 +134,33 @@ func (c *Config) setDefaults() {
 type Key struct {
 	// Consumer names the handler, e.g. "payment".
 	Consumer string
-	// ID identifies the event: KeyFor's CloudEvent source + "/" + id by
-	// default, or a key the caller derives from the payload.
+	// ID identifies the event: KeyFor's encoding of the CloudEvent source
+	// and id by default, or a key the caller derives from the payload.
 	ID string
 }
 
 // KeyFor returns the default key of a CloudEvent for consumer: the event's
-// source and id, which the CloudEvents spec makes unique together.
+// source and id, which the CloudEvents spec makes unique together,
+// encoded so that two different (source, id) pairs never share a key.
+//
+// When id contains no "/" (UUIDs, every producer in this repository) the
+// key is source + "/" + id, byte for byte the key earlier versions wrote,
+// so existing records keep working; it is unambiguous because the pair is
+// recovered by cutting at the last "/". When id contains a "/" the old
+// form was ambiguous (("//shop/eu", "1") and ("//shop", "eu/1") both gave
+// "//shop/eu/1"), so the key is instead
+//
+//	"ce:" + base64url(source) + ":" + base64url(id)   (no padding)
+//
+// which contains no "/" and therefore never equals a key of the first
+// form (each of those contains one). Only events whose id contains "/"
+// get a new key; see docs/failure-model.md.
 func KeyFor(consumer, source, id string) Key {
-	return Key{Consumer: consumer, ID: source + "/" + id}
+	if !strings.Contains(id, "/") {
+		return Key{Consumer: consumer, ID: source + "/" + id}
+	}
+	enc := base64.RawURLEncoding
+	return Key{Consumer: consumer, ID: "ce:" + enc.EncodeToString([]byte(source)) + ":" + enc.EncodeToString([]byte(id))}
 }
 
 // String returns "consumer:id", for logs and errors.

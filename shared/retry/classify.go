@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"syscall"
@@ -92,7 +93,14 @@ func classifyOne(err error) (Class, bool) {
 	return 0, false
 }
 
-// classifySQLState classifies a PostgreSQL SQLSTATE. Unknown codes are
+// classifySQLState classifies a PostgreSQL SQLSTATE by who can fix the
+// failure: bad data in the event (class 22 data exception, class 23
+// integrity constraint violation, 40002) is permanent, because every
+// redelivery fails the same way. A missing table, column or function, a
+// revoked grant, a rejected login or a missing database (class 42, 3F000,
+// class 28, 3D000) is transient: a deploy or an operator fixes it, and
+// the events must wait for that instead of being dead-lettered
+// (SQLStateErrorClass names these for alerting). Unknown codes are
 // transient.
 func classifySQLState(code string) Class {
 	switch code {
@@ -105,15 +113,83 @@ func classifySQLState(code string) Class {
 	}
 	switch {
 	case strings.HasPrefix(code, "23"), // integrity constraint violation
-		strings.HasPrefix(code, "22"), // data exception
-		strings.HasPrefix(code, "42"): // syntax error or access rule violation
+		strings.HasPrefix(code, "22"): // data exception
 		return ClassPermanent
 	}
-	// 40xxx transaction rollback (40001 serialization_failure, 40P01
-	// deadlock_detected), 08xxx connection exception, 53xxx insufficient
-	// resources, 57P0x shutdown, 58xxx system error, XXxxx internal error and
-	// every code not listed above.
+	// Class 42 syntax error or access rule violation and 3F000 (schema),
+	// class 28 invalid authorization, 3D000 invalid catalog name (missing
+	// database), 40xxx transaction rollback (40001 serialization_failure,
+	// 40P01 deadlock_detected), 08xxx connection exception, 53xxx
+	// insufficient resources, 57P0x shutdown, 58xxx system error, XXxxx
+	// internal error and every code not listed above.
 	return ClassTransient
+}
+
+// Values of the error_class log field (ErrorClass): who must act on an
+// error.
+const (
+	// ErrorClassData: the event's data is bad (SQLSTATE class 22, class
+	// 23, 40002). Permanent: dead-lettered.
+	ErrorClassData = "data"
+	// ErrorClassSchema: the SQL does not match the schema (SQLSTATE class
+	// 42 but 42501, 3F000): a rolling deploy or a missing migration.
+	// Transient; alert.
+	ErrorClassSchema = "schema"
+	// ErrorClassPermission: a grant is missing (42501
+	// insufficient_privilege). Transient; alert.
+	ErrorClassPermission = "permission"
+	// ErrorClassAuth: the database rejected the login (SQLSTATE class 28:
+	// unknown role, wrong password, no pg_hba entry). Transient; alert.
+	ErrorClassAuth = "auth"
+	// ErrorClassDatabase: the database does not exist (3D000). Transient;
+	// alert.
+	ErrorClassDatabase = "database"
+)
+
+// ErrorClassKey is the name of the structured log field that carries
+// ErrorClass, for log-based metrics and alerts.
+const ErrorClassKey = "error_class"
+
+// ErrorClass names who must act on err: one of the ErrorClass* values for
+// a PostgreSQL error anywhere in err's chain (including one wrapped in a
+// *pgconn.ConnectError), or "" when err is nil or not a database error of
+// those classes. It does not change err's Class: schema, permission,
+// auth and database errors are transient, data errors permanent.
+func ErrorClass(err error) string {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) {
+		return ""
+	}
+	return SQLStateErrorClass(pg.Code)
+}
+
+// SQLStateErrorClass is ErrorClass of a PostgreSQL SQLSTATE.
+func SQLStateErrorClass(code string) string {
+	switch {
+	case code == "42501":
+		return ErrorClassPermission
+	case strings.HasPrefix(code, "42"), code == "3F000":
+		return ErrorClassSchema
+	case strings.HasPrefix(code, "28"):
+		return ErrorClassAuth
+	case code == "3D000":
+		return ErrorClassDatabase
+	case strings.HasPrefix(code, "22"), strings.HasPrefix(code, "23"), code == "40002":
+		return ErrorClassData
+	}
+	return ""
+}
+
+// LogAttrs returns the log attributes that classify err for alerting:
+// ErrorClassKey and ErrorClass(err) when that is not empty, else none.
+// Loggers append them to the line that reports err:
+//
+//	logger.WarnContext(ctx, "transient failure", append([]any{"error", err.Error()}, retry.LogAttrs(err)...)...)
+func LogAttrs(err error) []any {
+	if c := ErrorClass(err); c != "" {
+		return []any{slog.String(ErrorClassKey, c)}
+	}
+	return nil
 }
 
 // classifyHTTPStatus classifies an HTTP response status code: 408, 425, 429

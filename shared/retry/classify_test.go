@@ -68,10 +68,17 @@ func classCases(t *testing.T) []classCase {
 		{"pg 22001 string_data_right_truncation", pgErr("22001"), P},
 		{"pg 22P02 invalid_text_representation", pgErr("22P02"), P},
 		{"pg 22003 numeric_value_out_of_range", pgErr("22003"), P},
-		{"pg 42601 syntax_error", pgErr("42601"), P},
-		{"pg 42P01 undefined_table", pgErr("42P01"), P},
-		{"pg 42703 undefined_column", pgErr("42703"), P},
-		{"pg 42501 insufficient_privilege", pgErr("42501"), P},
+		// Schema, permission, authentication and missing-database errors
+		// are fixed by a deploy or an operator, not by the event: transient.
+		{"pg 42601 syntax_error", pgErr("42601"), T},
+		{"pg 42P01 undefined_table", pgErr("42P01"), T},
+		{"pg 42703 undefined_column", pgErr("42703"), T},
+		{"pg 42883 undefined_function", pgErr("42883"), T},
+		{"pg 42501 insufficient_privilege", pgErr("42501"), T},
+		{"pg 3F000 invalid_schema_name", pgErr("3F000"), T},
+		{"pg 28000 invalid_authorization_specification", pgErr("28000"), T},
+		{"pg 28P01 invalid_password", pgErr("28P01"), T},
+		{"pg 3D000 invalid_catalog_name", pgErr("3D000"), T},
 		{"pg unknown code", pgErr("99999"), T},
 
 		{"http 400", &HTTPStatusError{StatusCode: 400}, P},

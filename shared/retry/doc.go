@@ -34,10 +34,14 @@
 //	                                        40P01 deadlock_detected, other class 40   (23505 unique, 23503 foreign key,
 //	                                        but 40002; 55P03 lock_not_available;      23502 not null, 23514 check, ...);
 //	                                        57014 query_canceled; 57P0x shutdown;     40002 deferred constraint violation;
-//	                                        class 08 connection; class 53             class 22 data exception;
-//	                                        insufficient resources; class 58 system;  class 42 syntax error or access rule
-//	                                        XX internal; 25P03 idle-in-tx timeout;    violation (undefined table, column ...)
-//	                                        any other code
+//	                                        class 08 connection; class 53             class 22 data exception (22P02
+//	                                        insufficient resources; class 58 system;  invalid text representation, ...)
+//	                                        XX internal; 25P03 idle-in-tx timeout;
+//	                                        class 42 (undefined table, column,
+//	                                        function, 42501 insufficient
+//	                                        privilege, syntax); 3F000 schema;
+//	                                        class 28 authentication; 3D000
+//	                                        missing database; any other code
 //	*pgconn.ConnectError                    always
 //	*HTTPStatusError, *googleapi.Error      408, 425, 429, 5xx, any non-4xx           other 4xx
 //	gRPC status (GRPCStatus() method)       Unavailable, DeadlineExceeded,            InvalidArgument, NotFound, AlreadyExists,
@@ -49,6 +53,14 @@
 //	syscall ECONNRESET, ECONNREFUSED,       always
 //	ECONNABORTED, EPIPE, ETIMEDOUT
 //	anything else                           always
+//
+// PostgreSQL errors are classified by who can fix them: bad data in the
+// event is permanent; a missing table, column, grant, credential or
+// database is transient, because a deploy or an operator fixes it and the
+// events must wait rather than be dead-lettered. Those transient errors
+// are meant to alert: [ErrorClass] names them ("schema", "permission",
+// "auth", "database"; "data" for the permanent ones) and [LogAttrs] gives
+// the error_class log field for a log-based metric (docs/failure-model.md).
 //
 // # Backoff
 //

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -58,15 +59,18 @@ func (c Created) AggregateID() string { return c.ThingID }
 func (c Created) OccurredAt() time.Time { return c.At }
 
 // Validate requires a canonical UUID thing id, a non-blank name of at most
-// 64 bytes, a count in 0..1000, parts with a non-blank name and a quantity
+// 64 bytes of UTF-8, a count in 0..1000, parts with a non-blank name and a quantity
 // in 1..100, and a time.
 func (c Created) Validate() error {
 	var problems []string
 	problems = checkID(problems, c.ThingID)
-	if strings.TrimSpace(c.Name) == "" {
+	switch {
+	case strings.TrimSpace(c.Name) == "":
 		problems = append(problems, "name: is required")
-	} else if len(c.Name) > 64 {
+	case len(c.Name) > 64:
 		problems = append(problems, "name: must be at most 64 bytes")
+	case !utf8.ValidString(c.Name):
+		problems = append(problems, "name: must be valid UTF-8")
 	}
 	if c.Count < 0 || c.Count > 1000 {
 		problems = append(problems, "count: must be between 0 and 1000")
@@ -74,6 +78,8 @@ func (c Created) Validate() error {
 	for i, p := range c.Parts {
 		if strings.TrimSpace(p.Name) == "" {
 			problems = append(problems, fmt.Sprintf("parts[%d].name: is required", i))
+		} else if !utf8.ValidString(p.Name) {
+			problems = append(problems, fmt.Sprintf("parts[%d].name: must be valid UTF-8", i))
 		}
 		if p.Quantity < 1 || p.Quantity > 100 {
 			problems = append(problems, fmt.Sprintf("parts[%d].quantity: must be between 1 and 100, got %d", i, p.Quantity))

@@ -22,7 +22,7 @@
 //   - after max_delivery_attempts failed deliveries the message is published
 //     to the consumer's dead-letter topic with its original body, attributes
 //     and ordering key plus the CloudPubSubDeadLetterSource* attributes
-//     (see the Attr constants), and the original is acknowledged.
+//     (the deadletter.AttrPubSub* constants), and the original is acknowledged.
 //
 // Optionally every message is delivered twice (Config.Duplicate), as when an
 // acknowledgement is lost, to show that handlers are idempotent.
@@ -49,21 +49,6 @@ import (
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/retry"
 )
-
-// Attributes real Pub/Sub adds to a message it forwards to a dead-letter
-// topic. DeliveryErrorMessage is what push subscriptions add: the reason of
-// the last failed push.
-const (
-	AttrSourceDeliveryCount       = "CloudPubSubDeadLetterSourceDeliveryCount"
-	AttrSourceSubscription        = "CloudPubSubDeadLetterSourceSubscription"
-	AttrSourceSubscriptionProject = "CloudPubSubDeadLetterSourceSubscriptionProject"
-	AttrSourceTopicPublishTime    = "CloudPubSubDeadLetterSourceTopicPublishTime"
-	AttrSourceDeliveryError       = "CloudPubSubDeadLetterSourceDeliveryErrorMessage"
-)
-
-// PublishTimeLayout formats AttrSourceTopicPublishTime (UTC, milliseconds,
-// "+00:00" offset, the form Pub/Sub writes).
-const PublishTimeLayout = "2006-01-02T15:04:05.000-07:00"
 
 // Defaults for zero Config fields.
 const (
@@ -482,11 +467,11 @@ func (d *Dispatcher) deadLetter(ctx context.Context, s *subState, rm *pubsubpb.R
 	for k, v := range pm.Attributes {
 		attrs[k] = v
 	}
-	attrs[AttrSourceDeliveryCount] = strconv.Itoa(attempts)
-	attrs[AttrSourceSubscription] = s.ID
-	attrs[AttrSourceSubscriptionProject] = d.project
-	attrs[AttrSourceTopicPublishTime] = pm.PublishTime.AsTime().UTC().Format(PublishTimeLayout)
-	attrs[AttrSourceDeliveryError] = deadletter.AttributeValue(cause.Error())
+	attrs[deadletter.AttrPubSubDeliveryCount] = strconv.Itoa(attempts)
+	attrs[deadletter.AttrPubSubSubscription] = s.ID
+	attrs[deadletter.AttrPubSubSubscriptionProject] = d.project
+	attrs[deadletter.AttrPubSubTopicPublishTime] = pm.PublishTime.AsTime().UTC().Format(deadletter.PubSubPublishTimeLayout)
+	attrs[deadletter.AttrPubSubDeliveryError] = deadletter.AttributeValue(cause.Error())
 	out := &pubsubpb.PubsubMessage{Data: pm.Data, Attributes: attrs, OrderingKey: pm.OrderingKey}
 	for try := 1; ; try++ {
 		_, err := d.cfg.Client.TopicAdminClient.Publish(ctx, &pubsubpb.PublishRequest{

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"example.com/platform/shared/deadletter"
 	"example.com/platform/shared/events"
 	"example.com/platform/shared/manifest"
 	"example.com/platform/tools/localstack/dispatch"
@@ -257,20 +258,20 @@ func TestDeadLetterAfterMaxAttempts(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		dispatch.AttrSourceDeliveryCount:       "5",
-		dispatch.AttrSourceSubscription:        s.ID,
-		dispatch.AttrSourceSubscriptionProject: project,
-		dispatch.AttrSourceTopicPublishTime:    orig.PublishTime.UTC().Format(dispatch.PublishTimeLayout),
+		deadletter.AttrPubSubDeliveryCount:       "5",
+		deadletter.AttrPubSubSubscription:        s.ID,
+		deadletter.AttrPubSubSubscriptionProject: project,
+		deadletter.AttrPubSubTopicPublishTime:    orig.PublishTime.UTC().Format(deadletter.PubSubPublishTimeLayout),
 	}
 	for k, v := range want {
 		if m.Attributes[k] != v {
 			t.Errorf("attribute %s = %q, want %q", k, m.Attributes[k], v)
 		}
 	}
-	if got, want := m.Attributes[dispatch.AttrSourceDeliveryError], "push endpoint returned HTTP 500: failed with detail"; got != want {
-		t.Errorf("%s = %q, want %q (one line: it becomes a header)", dispatch.AttrSourceDeliveryError, got, want)
+	if got, want := m.Attributes[deadletter.AttrPubSubDeliveryError], "push endpoint returned HTTP 500: failed with detail"; got != want {
+		t.Errorf("%s = %q, want %q (one line: it becomes a header)", deadletter.AttrPubSubDeliveryError, got, want)
 	}
-	if _, err := time.Parse(dispatch.PublishTimeLayout, m.Attributes[dispatch.AttrSourceTopicPublishTime]); err != nil {
+	if _, err := time.Parse(deadletter.PubSubPublishTimeLayout, m.Attributes[deadletter.AttrPubSubTopicPublishTime]); err != nil {
 		t.Error(err)
 	}
 	st := d.Stats()[0]
@@ -315,7 +316,7 @@ func TestConnectionErrorAndTimeoutFail(t *testing.T) {
 	waitQuiet(t, d)
 
 	dead := e.pullAll(t, refused.DeadLetterTopic+"--check")
-	if len(dead) != 1 || dead[0].Attributes[dispatch.AttrSourceDeliveryCount] != "5" {
+	if len(dead) != 1 || dead[0].Attributes[deadletter.AttrPubSubDeliveryCount] != "5" {
 		t.Fatalf("refused endpoint: dead letters = %+v", dead)
 	}
 	if got := slow.of(tid); len(got) != 2 || got[1].Attempt != 2 {

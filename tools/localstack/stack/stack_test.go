@@ -14,6 +14,7 @@ import (
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"github.com/jackc/pgx/v5"
 
+	"example.com/platform/shared/deadletter"
 	"example.com/platform/shared/testing/logbuf"
 	"example.com/platform/tools/localstack/dispatch"
 	"example.com/platform/tools/localstack/stack"
@@ -149,8 +150,8 @@ func TestStackRunsFixtureEndToEnd(t *testing.T) {
 	}
 	dead := readLines(t, sink)
 	if len(dead) != 1 || dead[0]["body"] != "poison" ||
-		header(dead[0], dispatch.AttrSourceDeliveryCount) != "5" || header(dead[0], dispatch.AttrSourceSubscription) != "echo--thing.created" ||
-		header(dead[0], dispatch.AttrSourceSubscriptionProject) != s.Project {
+		header(dead[0], deadletter.AttrPubSubDeliveryCount) != "5" || header(dead[0], deadletter.AttrPubSubSubscription) != "echo--thing.created" ||
+		header(dead[0], deadletter.AttrPubSubSubscriptionProject) != s.Project {
 		t.Fatalf("archive received %v\nstats %+v\nlogs:\n%s", dead, s.Dispatcher.Stats(), logs)
 	}
 

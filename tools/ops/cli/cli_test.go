@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"example.com/platform/shared/deadletter"
+	dlarchive "example.com/platform/shared/deadletter/archive"
 	"example.com/platform/shared/idempotency"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/outbox"
@@ -110,8 +113,8 @@ func letters() []dlq.Entry {
 			MessageID: "dl-2",
 			Attributes: map[string]string{
 				"ce-id": "ev-2", "ce-type": typeProcessed, "ce-source": "payment",
-				dlq.AttrPubSubSourceSubscription: "projects/" + pubsubtest.Project + "/subscriptions/shipment--payment.processed",
-				dlq.AttrPubSubDeliveryCount:      "5",
+				deadletter.AttrPubSubSubscription:  "projects/" + pubsubtest.Project + "/subscriptions/shipment--payment.processed",
+				deadletter.AttrPubSubDeliveryCount: "5",
 			},
 			Body:           []byte(`{"order_id":"order-2"}`),
 			DeadLetteredAt: dlqtest.Time("2030-01-01T11:00:00Z"),
@@ -169,7 +172,7 @@ func checkListAndShow(t *testing.T) {
 		t.Fatalf("list --json: %v (exit %d)", err, r.code)
 	}
 	if len(raw.Entries) != 1 || raw.Entries[0]["message_id"] != "dl-2" || raw.Entries[0]["subscription"] != "shipment--payment.processed" ||
-		len(raw.Groups) != 1 || raw.Groups[0].Count != 1 || raw.Groups[0].ReasonClass != dlq.ReasonDeliveryAttempts {
+		len(raw.Groups) != 1 || raw.Groups[0].Count != 1 || raw.Groups[0].ReasonClass != dlarchive.ReasonDeliveryAttempts {
 		t.Errorf("list --json --type = %+v", raw)
 	}
 
@@ -208,7 +211,7 @@ func (s *stack) createTopics(t *testing.T) {
 func (s *stack) published(t *testing.T) map[string][]messaging.Published {
 	out := map[string][]messaging.Published{}
 	for _, m := range s.ps.Server.Messages() {
-		topic := dlq.ResourceID(m.Topic)
+		topic := dlarchive.ResourceID(m.Topic)
 		out[m.Attributes["ce-id"]] = append(out[m.Attributes["ce-id"]], messaging.Published{Topic: topic, ID: m.ID,
 			Message: messaging.Message{Data: m.Data, Attributes: m.Attributes, OrderingKey: m.OrderingKey}})
 	}
@@ -704,5 +707,50 @@ func TestREADMECoversEveryCommand(t *testing.T) {
 		if !strings.Contains(string(b), "### `"+cmd) || !strings.Contains(string(b), "eventctl "+cmd) {
 			t.Errorf("README lacks a section and an example of %q", cmd)
 		}
+	}
+}
+
+// omittedLetter is a dead letter whose body was too large to dead-letter:
+// the archive holds a reference instead.
+func omittedLetter() dlq.Entry {
+	orig := messaging.Message{
+		Data:       bytes.Repeat([]byte(`{"blob":"`), 2000),
+		Attributes: map[string]string{"ce-id": "ev-big", "ce-type": typeCreated, "ce-source": "orders-api"},
+	}
+	m := deadletter.OmitBody(deadletter.Annotate(orig, deadletter.Reason{
+		Err: errors.New("decode order: too large"), Consumer: "payment", SourceTopic: "order.created", Subscription: "payment--order.created",
+	}))
+	return dlarchive.NewRecord(m, dlarchive.Received{MessageID: "dl-big", At: dlqtest.Time("2030-01-02T10:00:00Z")})
+}
+
+func TestDLQShowAndReplayOfOmittedBody(t *testing.T) {
+	s := newStack(t, append(letters(), omittedLetter())...)
+	s.createTopics(t)
+
+	r := run(t, "dlq", "show", "dl-big")
+	if r.code != 0 {
+		t.Fatalf("show exit %d", r.code)
+	}
+	for _, want := range []string{"Body omitted: it was too large to dead-letter", "cannot be replayed", "18000 bytes", `{"blob":"{"blob":"`} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("show output lacks %q", want)
+		}
+	}
+	r = run(t, "dlq", "show", "dl-big", "--json")
+	var j struct {
+		BodyOmitted *deadletter.BodyReference `json:"body_omitted"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &j); err != nil || j.BodyOmitted == nil || j.BodyOmitted.Size != 18000 {
+		t.Errorf("show --json body_omitted = %+v, %v", j.BodyOmitted, err)
+	}
+
+	for _, args := range [][]string{{"--dry-run"}, {"--force"}} {
+		r = run(t, append([]string{"dlq", "replay", "--type", typeCreated, "--rate", "0"}, args...)...)
+		if !strings.Contains(r.stdout, "failed dl-big (event ev-big): the body was too large to dead-letter and was replaced by a reference (18000 bytes, sha256 ") {
+			t.Errorf("replay %v: no clear refusal of dl-big", args)
+		}
+	}
+	for _, p := range s.published(t)["ev-big"] {
+		t.Errorf("the reference was published to %s: %q", p.Topic, p.Data)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"example.com/platform/shared/deadletter"
+	dlarchive "example.com/platform/shared/deadletter/archive"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/tools/ops/dlq"
 	"example.com/platform/tools/ops/replay"
@@ -93,6 +95,9 @@ type entryJSON struct {
 	Attributes       map[string]string `json:"attributes,omitempty"`
 	Body             *string           `json:"body,omitempty"`
 	BodyEncoding     string            `json:"body_encoding,omitempty"`
+	// BodyOmitted is the reference that replaced a body too large to
+	// dead-letter (Body then holds the reference document).
+	BodyOmitted *deadletter.BodyReference `json:"body_omitted,omitempty"`
 }
 
 func toJSON(e dlq.Entry, withBody bool) entryJSON {
@@ -111,17 +116,20 @@ func toJSON(e dlq.Entry, withBody bool) entryJSON {
 		j.Attributes = e.Attributes
 		body, enc := textOrBase64(e.Body)
 		j.Body, j.BodyEncoding = &body, enc
+		if ref, omitted, err := e.Reference(); omitted && err == nil {
+			j.BodyOmitted = &ref
+		}
 	}
 	return j
 }
 
-// textOrBase64 is b as text when it is UTF-8 (encoding dlq.EncodingUTF8),
-// else as base64 (dlq.EncodingBase64).
+// textOrBase64 is b as text when it is UTF-8 (encoding dlarchive.EncodingUTF8),
+// else as base64 (dlarchive.EncodingBase64).
 func textOrBase64(b []byte) (s, encoding string) {
 	if !utf8.Valid(b) {
-		return base64.StdEncoding.EncodeToString(b), dlq.EncodingBase64
+		return base64.StdEncoding.EncodeToString(b), dlarchive.EncodingBase64
 	}
-	return string(b), dlq.EncodingUTF8
+	return string(b), dlarchive.EncodingUTF8
 }
 
 // newTable is the tab-aligned writer of every table and "Key: value" list
@@ -279,6 +287,22 @@ func (c *Command) dlqShow(ctx context.Context, args []string) error {
 		fmt.Fprintf(tw, "  %s\t%s\n", k, e.Attributes[k])
 	}
 	tw.Flush()
+	if ref, omitted, rerr := e.Reference(); omitted {
+		if rerr != nil {
+			fmt.Fprintf(c.Stdout, "\nBody omitted (too large to dead-letter); the reference does not decode: %v\n%s\n", rerr, renderBody(e.Body))
+			return nil
+		}
+		head := "(not UTF-8; base64) " + base64.StdEncoding.EncodeToString(ref.Head)
+		if utf8.Valid(ref.Head) {
+			head = string(ref.Head)
+		}
+		fmt.Fprintf(c.Stdout, "\nBody omitted: it was too large to dead-letter (%s); this dead letter cannot be replayed.\n", ref.Omitted)
+		tw = newTable(c.Stdout)
+		fmt.Fprintf(tw, "  Size\t%d bytes\n  SHA-256\t%s\n", ref.Size, ref.SHA256)
+		tw.Flush()
+		fmt.Fprintf(c.Stdout, "First %d bytes:\n%s\n", len(ref.Head), head)
+		return nil
+	}
 	fmt.Fprintf(c.Stdout, "\nBody (%d bytes, archived as %s):\n%s\n", len(e.Body), dash(e.BodyEncoding), renderBody(e.Body))
 	return nil
 }

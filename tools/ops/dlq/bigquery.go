@@ -10,6 +10,8 @@ import (
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 
+	"example.com/platform/shared/deadletter"
+	dlarchive "example.com/platform/shared/deadletter/archive"
 	"example.com/platform/shared/warehouse"
 )
 
@@ -113,10 +115,10 @@ func (b *BigQuery) Query(f Filter) (string, []bigquery.QueryParameter) {
 	if f.Subscription != "" {
 		// The first non-empty of the column and the two attributes, as
 		// Entry.SourceSubscription, compared by id.
-		where = append(where, `REGEXP_EXTRACT(COALESCE(NULLIF(subscription, ''),
-      JSON_VALUE(attributes, '$."dlq-subscription"'),
-      JSON_VALUE(attributes, '$.CloudPubSubDeadLetterSourceSubscription')), r'[^/]*$') = @subscription`)
-		params = append(params, bigquery.QueryParameter{Name: "subscription", Value: ResourceID(f.Subscription)})
+		where = append(where, fmt.Sprintf(`REGEXP_EXTRACT(COALESCE(NULLIF(subscription, ''),
+      JSON_VALUE(attributes, '$."%s"'),
+      JSON_VALUE(attributes, '$.%s')), r'[^/]*$') = @subscription`, deadletter.AttrSubscription, deadletter.AttrPubSubSubscription))
+		params = append(params, bigquery.QueryParameter{Name: "subscription", Value: dlarchive.ResourceID(f.Subscription)})
 	}
 	cond := "TRUE"
 	if len(where) > 0 {
@@ -187,7 +189,7 @@ func (b *BigQuery) read(ctx context.Context, sql string, params []bigquery.Query
 		for k, v := range row {
 			m[k] = v
 		}
-		e, err := DecodeRow(m)
+		e, err := dlarchive.DecodeRow(m)
 		if err != nil {
 			return nil, fmt.Errorf("archive %s: row %v: %w", b, row["message_id"], err)
 		}

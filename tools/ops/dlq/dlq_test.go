@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"example.com/platform/shared/deadletter"
+	dlarchive "example.com/platform/shared/deadletter/archive"
 	"example.com/platform/shared/warehouse"
 	"example.com/platform/tools/ops/dlq"
 	"example.com/platform/tools/ops/dlq/dlqtest"
@@ -30,7 +32,7 @@ func entries() []dlq.Entry {
 			// subscription attribute, binary body.
 			MessageID: "m2",
 			Attributes: map[string]string{"ce-id": "e2", "ce-type": "com.example.payments.payment.processed.v1",
-				dlq.AttrPubSubSourceSubscription: "projects/p/subscriptions/shipment--payment.processed", dlq.AttrPubSubDeliveryCount: "5"},
+				deadletter.AttrPubSubSubscription: "projects/p/subscriptions/shipment--payment.processed", deadletter.AttrPubSubDeliveryCount: "5"},
 			Body:           []byte{0xff, 0x00, 0x01},
 			DeadLetteredAt: dlqtest.Time("2030-01-01T11:00:00Z"),
 		},
@@ -55,8 +57,8 @@ func TestColumnsMatchSchemaFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(s.Names(), dlq.Columns) {
-		t.Fatalf("schema columns %v, reader columns %v", s.Names(), dlq.Columns)
+	if !slices.Equal(s.Names(), dlarchive.Columns) {
+		t.Fatalf("schema columns %v, reader columns %v", s.Names(), dlarchive.Columns)
 	}
 	fake := dlqtest.Schema()
 	for i, f := range s {
@@ -141,10 +143,10 @@ func TestArchiveConformance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if string(e.Body) != "\xff\x00\x01" || e.BodyEncoding != dlq.EncodingBase64 {
+			if string(e.Body) != "\xff\x00\x01" || e.BodyEncoding != dlarchive.EncodingBase64 {
 				t.Errorf("body %q (%s)", e.Body, e.BodyEncoding)
 			}
-			if class, _ := e.Reason(); class != dlq.ReasonDeliveryAttempts || e.Attempts() != 5 || e.SourceSubscription() != "shipment--payment.processed" || e.Topic() != "" {
+			if class, _ := e.Reason(); class != dlarchive.ReasonDeliveryAttempts || e.Attempts() != 5 || e.SourceSubscription() != "shipment--payment.processed" || e.Topic() != "" {
 				t.Errorf("entry m2 decoded as %+v", e)
 			}
 			e, err = a.Get(ctx, "m1")

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 
+	dlarchive "example.com/platform/shared/deadletter/archive"
 	"example.com/platform/shared/warehouse"
 )
 
@@ -120,6 +121,6 @@ func (j *JSONL) decodeLine(b []byte) (e Entry, ok bool, err error) {
 		}
 		row = inner
 	}
-	e, err = DecodeRow(row)
+	e, err = dlarchive.DecodeRow(row)
 	return e, err == nil, err
 }

@@ -11,6 +11,11 @@
 // original ordering key is restored from dlq-ordering-key when the
 // dead-letter publisher recorded it.
 //
+// A dead letter whose body was too large to dead-letter (the archive holds
+// a deadletter.BodyReference instead, attribute dlq-body-omitted) is never
+// replayed, not even when forced: it fails with an error wrapping
+// deadletter.ErrBodyOmitted.
+//
 // Every run and every message is recorded in PostgreSQL (Audit) before and
 // after publishing; a dead letter with an earlier replay is refused unless
 // forced. A dry run reads the archive and the audit tables, publishes
@@ -33,6 +38,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"example.com/platform/shared/deadletter"
+	dlarchive "example.com/platform/shared/deadletter/archive"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/retry"
 	"example.com/platform/tools/ops/dlq"
@@ -65,7 +71,7 @@ func Message(e dlq.Entry, s Stamp) messaging.Message {
 	}
 	key := attrs[deadletter.AttrOrderingKey]
 	for k := range attrs {
-		if strings.HasPrefix(k, dlq.ReasonAttrPrefix) || strings.HasPrefix(k, dlq.PubSubAttrPrefix) || strings.HasPrefix(k, "replay-") || k == AttrReplayedAt || k == AttrReplayedBy {
+		if strings.HasPrefix(k, deadletter.ReasonAttrPrefix) || strings.HasPrefix(k, deadletter.PubSubAttrPrefix) || strings.HasPrefix(k, "replay-") || k == AttrReplayedAt || k == AttrReplayedBy {
 			delete(attrs, k)
 		}
 	}
@@ -183,7 +189,7 @@ func (p *PubSubAdmin) SubscriptionTopic(ctx context.Context, subscription string
 	if err != nil {
 		return "", fmt.Errorf("look up topic of subscription %s: %w", name, err)
 	}
-	return dlq.ResourceID(s.GetTopic()), nil
+	return dlarchive.ResourceID(s.GetTopic()), nil
 }
 
 // CheckTopic returns an error unless topic exists.
@@ -338,6 +344,16 @@ func (r *Replayer) Run(ctx context.Context, opts Options) (Report, error) {
 // one handles a dead letter. An error return ends the run.
 func (r *Replayer) one(ctx context.Context, e dlq.Entry, opts Options, replayID string, clock Clock) (Item, error) {
 	it := Item{Entry: e, Topic: e.Topic()}
+	if ref, omitted, err := e.Reference(); omitted {
+		// The archive holds a reference, not the body: publishing it would
+		// hand consumers a document that is not the event. --force does not
+		// change that.
+		it.Outcome, it.Err = Failed, ref.Err()
+		if err != nil {
+			it.Err = fmt.Errorf("%w (reference unreadable: %v)", deadletter.ErrBodyOmitted, err)
+		}
+		return it, nil
+	}
 	if it.Topic == "" && r.Topics != nil {
 		if sub := e.SourceSubscription(); sub != "" {
 			topic, err := r.Topics.SubscriptionTopic(ctx, sub)

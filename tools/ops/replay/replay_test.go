@@ -21,7 +21,7 @@ func TestMessageUndoesAnnotate(t *testing.T) {
 		OrderingKey: "o1",
 	}
 	dead := deadletter.Annotate(orig, deadletter.Reason{Consumer: "payment", SourceTopic: "order.created", Subscription: "payment--order.created", MessageID: "123", Attempt: 2})
-	dead.Attributes[dlq.AttrPubSubDeliveryCount] = "5"
+	dead.Attributes[deadletter.AttrPubSubDeliveryCount] = "5"
 	dead.Attributes[replay.AttrReplayCount] = "1" // replayed once before
 	dead.Attributes[replay.AttrReplayID] = "old"
 	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)

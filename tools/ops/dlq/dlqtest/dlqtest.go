@@ -29,6 +29,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	dlarchive "example.com/platform/shared/deadletter/archive"
 	"example.com/platform/shared/warehouse"
 	"example.com/platform/tools/ops/dlq"
 )
@@ -39,9 +40,9 @@ import (
 // columns.
 func Row(e dlq.Entry) map[string]any {
 	attrs, _ := json.Marshal(e.Attributes)
-	body, enc := string(e.Body), dlq.EncodingUTF8
+	body, enc := string(e.Body), dlarchive.EncodingUTF8
 	if !utf8.Valid(e.Body) {
-		body, enc = base64.StdEncoding.EncodeToString(e.Body), dlq.EncodingBase64
+		body, enc = base64.StdEncoding.EncodeToString(e.Body), dlarchive.EncodingBase64
 	}
 	received := e.ReceivedAt
 	if received.IsZero() {
