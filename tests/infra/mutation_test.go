@@ -67,7 +67,7 @@ func TestChecksCatchBrokenWiring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := h.CopyRepo(t, "infra/environments/dev")
+	dir := h.CopyRepo(t, "environments/dev")
 	opts := h.Options(t, dir, nil)
 	if _, err := h.PlanOptionsE(t, opts); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,7 @@
 # the pipeline's sources.auto.tfvars.json). Environments differ only in
 # those values; types, defaults and validation live in the platform module.
 module "platform" {
-  source = "../../modules/platform"
+  source = "../../infra/modules/platform"
 
   project_id       = var.project_id
   region           = var.region
