@@ -4,12 +4,17 @@ project_id = "example-dev"
 region     = "europe-west1"
 env        = "dev"
 
+# Created by the bootstrap root (infra/bootstrap) before the first pipeline run.
+source_bucket = "example-dev-function-sources"
+
 database = {
   tier                = "db-custom-1-3840"
   disk_size_gb        = 10
   availability_type   = "ZONAL"
   deletion_protection = false
-  retained_backups    = 3
+  # Cloud SQL needs more retained backups than days of transaction logs.
+  retained_backups               = 3
+  transaction_log_retention_days = 2
 }
 
 analytics = {
@@ -20,8 +25,9 @@ analytics = {
 
 min_instances = 0
 
+# No load balancer in dev: the orders API takes IAM-authenticated calls on
+# its run.app URL directly (ingress ALLOW_ALL, run.invoker required).
 orders_api = {
-  ingress           = "ALLOW_INTERNAL_ONLY"
   invokers          = { developers = "group:developers@example.com" }
   outbox_relay_cron = "*/5 * * * *"
 }
@@ -38,10 +44,3 @@ alerting = {
   }
 }
 
-build = {
-  github_owner    = "example-org"
-  github_name     = "platform"
-  branch          = "^main$"
-  service_account = "projects/example-dev/serviceAccounts/deployer@example-dev.iam.gserviceaccount.com"
-  state_bucket    = "example-dev-tfstate"
-}

@@ -1,5 +1,5 @@
 # The provider block needs project_id, region and env; the pipeline writes
-# function_sources. The other settings are passed to the platform module
+# function_sources (sources.auto.tfvars.json). The other settings are passed to the platform module
 # as they are: their types, defaults and validation are its variables
 # (infra/modules/platform/README.md), and null keeps its default.
 
@@ -26,6 +26,17 @@ variable "function_sources" {
   type        = map(string)
   default     = {}
   nullable    = false
+}
+
+variable "source_bucket" {
+  description = "The platform module's source_bucket input (the bootstrap's source_bucket output)."
+  type        = string
+}
+
+variable "image_retention" {
+  description = "The platform module's image_retention input."
+  type        = any
+  default     = null
 }
 
 variable "network" {
@@ -62,9 +73,4 @@ variable "alerting" {
   description = "The platform module's alerting input."
   type        = any
   default     = null
-}
-
-variable "build" {
-  description = "The platform module's build input (required)."
-  type        = any
 }

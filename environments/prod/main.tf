@@ -8,11 +8,12 @@ module "platform" {
   region           = var.region
   env              = var.env
   function_sources = var.function_sources
+  source_bucket    = var.source_bucket
+  image_retention  = var.image_retention
   network          = var.network
   database         = var.database
   analytics        = var.analytics
   min_instances    = var.min_instances
   orders_api       = var.orders_api
   alerting         = var.alerting
-  build            = var.build
 }

@@ -1,8 +1,11 @@
 # Example values for the prod environment: HA database, deletion protection,
-# warm instances, tight alerts, and every build waits for approval.
+# warm instances, tight alerts; applies wait for approval of the saved plan.
 project_id = "example-prod"
 region     = "europe-west1"
 env        = "prod"
+
+# Created by the bootstrap root (infra/bootstrap) before the first pipeline run.
+source_bucket = "example-prod-function-sources"
 
 database = {
   tier                = "db-custom-4-15360"
@@ -10,6 +13,8 @@ database = {
   availability_type   = "REGIONAL"
   deletion_protection = true
   retained_backups    = 30
+  max_connections     = 500
+  pool_size           = 5
 }
 
 analytics = {
@@ -20,10 +25,16 @@ analytics = {
 
 min_instances = 1
 
+# The orders API is reached through an external HTTPS load balancer with
+# Cloud Armor (ingress ALLOW_INTERNAL_AND_GCLB); callers still need
+# run.invoker and an ID token for the service's run.app URL.
 orders_api = {
-  ingress           = "ALLOW_INTERNAL_ONLY"
   invokers          = { storefront = "serviceAccount:storefront@example-prod.iam.gserviceaccount.com" }
   outbox_relay_cron = "* * * * *"
+  load_balancer = {
+    domains    = { ordersapi = ["orders.example.com"] }
+    rate_limit = { count = 1200, interval_sec = 60 }
+  }
 }
 
 alerting = {
@@ -42,11 +53,3 @@ alerting = {
   }
 }
 
-build = {
-  github_owner     = "example-org"
-  github_name      = "platform"
-  branch           = "^main$"
-  service_account  = "projects/example-prod/serviceAccounts/deployer@example-prod.iam.gserviceaccount.com"
-  state_bucket     = "example-prod-tfstate"
-  require_approval = true
-}

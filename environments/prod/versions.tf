@@ -4,8 +4,11 @@ terraform {
 
   required_providers {
     google = {
-      source  = "hashicorp/google"
-      version = ">= 7.0, < 8.0"
+      source = "hashicorp/google"
+      # Exactly the provider whose schema the offline checks serve
+      # (tests/testdata/google-provider-7.45.0-schema.json.gz); reusable
+      # modules keep a range. Commit .terraform.lock.hcl with it.
+      version = "7.45.0"
     }
   }
 

@@ -28,7 +28,7 @@ output "analytics_dataset" {
   value       = module.platform.analytics_dataset
 }
 
-output "build_triggers" {
-  description = "Cloud Build trigger ids by function."
-  value       = module.platform.build_triggers
+output "migrations" {
+  description = "The migration job the pipeline runs before deploying functions."
+  value       = module.platform.migrations
 }

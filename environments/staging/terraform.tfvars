@@ -3,6 +3,9 @@ project_id = "example-staging"
 region     = "europe-west1"
 env        = "staging"
 
+# Created by the bootstrap root (infra/bootstrap) before the first pipeline run.
+source_bucket = "example-staging-function-sources"
+
 database = {
   tier                = "db-custom-2-7680"
   disk_size_gb        = 20
@@ -19,10 +22,16 @@ analytics = {
 
 min_instances = 0
 
+# The orders API is reached through an external HTTPS load balancer with
+# Cloud Armor (ingress ALLOW_INTERNAL_AND_GCLB); callers still need
+# run.invoker and an ID token for the service's run.app URL.
 orders_api = {
-  ingress           = "ALLOW_INTERNAL_ONLY"
   invokers          = { qa = "group:qa@example.com" }
   outbox_relay_cron = "* * * * *"
+  load_balancer = {
+    domains    = { ordersapi = ["orders.staging.example.com"] }
+    rate_limit = { count = 600, interval_sec = 60 }
+  }
 }
 
 alerting = {
@@ -41,10 +50,3 @@ alerting = {
   }
 }
 
-build = {
-  github_owner    = "example-org"
-  github_name     = "platform"
-  branch          = "^main$"
-  service_account = "projects/example-staging/serviceAccounts/deployer@example-staging.iam.gserviceaccount.com"
-  state_bucket    = "example-staging-tfstate"
-}

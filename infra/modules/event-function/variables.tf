@@ -231,22 +231,22 @@ variable "trigger" {
     error_message = "The trigger.pubsub_service_agent must be service-<project number>@gcp-sa-pubsub.iam.gserviceaccount.com."
   }
   validation {
-    condition     = var.trigger == null || alltrue([for k, s in var.trigger.subscriptions : s.max_delivery_attempts >= 5 && s.max_delivery_attempts <= 100])
+    condition     = alltrue([for k, s in try(var.trigger.subscriptions, {}) : s.max_delivery_attempts >= 5 && s.max_delivery_attempts <= 100])
     error_message = "Each trigger subscription's max_delivery_attempts must be 5..100 (Pub/Sub's limits)."
   }
   validation {
-    condition = var.trigger == null || alltrue([for k, s in var.trigger.subscriptions :
+    condition = alltrue([for k, s in try(var.trigger.subscriptions, {}) :
       can(regex("^[0-9]+s$", s.min_backoff)) && can(regex("^[0-9]+s$", s.max_backoff)) &&
       try(tonumber(trimsuffix(s.min_backoff, "s")) <= tonumber(trimsuffix(s.max_backoff, "s")) && tonumber(trimsuffix(s.max_backoff, "s")) <= 600, false)
     ])
     error_message = "Each trigger subscription's min_backoff and max_backoff must be whole seconds like \"10s\", min <= max <= 600s."
   }
   validation {
-    condition     = var.trigger == null || alltrue([for k, s in var.trigger.subscriptions : s.ack_deadline_seconds >= 10 && s.ack_deadline_seconds <= 600])
+    condition     = alltrue([for k, s in try(var.trigger.subscriptions, {}) : s.ack_deadline_seconds >= 10 && s.ack_deadline_seconds <= 600])
     error_message = "Each trigger subscription's ack_deadline_seconds must be 10..600."
   }
   validation {
-    condition     = var.trigger == null || alltrue([for k, s in var.trigger.subscriptions : length(s.filter) <= 256])
+    condition     = alltrue([for k, s in try(var.trigger.subscriptions, {}) : length(s.filter) <= 256])
     error_message = "Each trigger subscription's filter must be at most 256 characters."
   }
 }

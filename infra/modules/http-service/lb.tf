@@ -27,18 +27,18 @@ resource "google_compute_region_network_endpoint_group" "default" {
 resource "google_compute_security_policy" "default" {
   count = local.lb ? 1 : 0
 
-  project     = var.project_id
-  name        = "${var.name}-policy"
-  description = "Cloud Armor policy of ${var.name}: rate limit per client IP${length(var.load_balancer.allowed_source_ranges) > 0 ? ", allowed source ranges only" : ""}."
-  type        = "CLOUD_ARMOR"
-  labels      = local.lb_labels
+  project = var.project_id
+  name    = "${var.name}-policy"
+  type    = "CLOUD_ARMOR"
+  labels  = local.lb_labels
 
+  # Allowed source ranges (when set; everything else is denied by the
+  # default rule).
   dynamic "rule" {
     for_each = length(var.load_balancer.allowed_source_ranges) > 0 ? [var.load_balancer.allowed_source_ranges] : []
     content {
-      action      = "allow"
-      priority    = 900
-      description = "Allowed source ranges."
+      action   = "allow"
+      priority = 900
       match {
         versioned_expr = "SRC_IPS_V1"
         config {
@@ -48,10 +48,10 @@ resource "google_compute_security_policy" "default" {
     }
   }
 
+  # Rate limit per client IP: 429 above the threshold.
   rule {
-    action      = "throttle"
-    priority    = 1000
-    description = "At most ${var.load_balancer.rate_limit.count} requests per ${var.load_balancer.rate_limit.interval_sec}s per client IP."
+    action   = "throttle"
+    priority = 1000
     match {
       versioned_expr = "SRC_IPS_V1"
       config {
@@ -69,10 +69,10 @@ resource "google_compute_security_policy" "default" {
     }
   }
 
+  # Default rule.
   rule {
-    action      = length(var.load_balancer.allowed_source_ranges) > 0 ? "deny(403)" : "allow"
-    priority    = 2147483647
-    description = "Default rule."
+    action   = length(var.load_balancer.allowed_source_ranges) > 0 ? "deny(403)" : "allow"
+    priority = 2147483647
     match {
       versioned_expr = "SRC_IPS_V1"
       config {
