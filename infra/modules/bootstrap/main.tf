@@ -210,6 +210,7 @@ module "triggers" {
 
   project_id               = var.project_id
   env                      = var.env
+  region                   = var.region
   github                   = var.github
   ref                      = var.ref
   default_branch           = var.default_branch

@@ -21,6 +21,7 @@ locals {
 
   common = {
     _ENV                 = var.env
+    _REGION              = var.region
     _TF_STATE_BUCKET     = var.state_bucket
     _SOURCE_BUCKET       = var.source_bucket
     _PREVIOUS_PROMOTIONS = var.previous_promotions == null ? "" : var.previous_promotions

@@ -4,6 +4,12 @@ variable "project_id" {
   nullable    = false
 }
 
+variable "region" {
+  description = "Region of the environment (the _REGION substitution: the migration job and the pipeline image repository)."
+  type        = string
+  nullable    = false
+}
+
 variable "location" {
   description = "Cloud Build location of the triggers (\"global\" or a region)."
   type        = string
