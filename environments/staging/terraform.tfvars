@@ -11,7 +11,7 @@ database = {
   disk_size_gb        = 20
   availability_type   = "ZONAL"
   deletion_protection = true
-  retained_backups    = 7
+  retained_backups    = 14
 }
 
 analytics = {
