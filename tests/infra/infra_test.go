@@ -52,7 +52,7 @@ func TestFormat(t *testing.T) {
 // provider schema.
 func TestValidate(t *testing.T) {
 	t.Parallel()
-	dirs := append(configDirs(t, "infra/modules"), configDirs(t, "environments")...)
+	dirs := append(append(configDirs(t, "infra/modules"), configDirs(t, "environments")...), filepath.Join("infra", "bootstrap"))
 	for _, rel := range dirs {
 		t.Run(rel, func(t *testing.T) {
 			t.Parallel()
