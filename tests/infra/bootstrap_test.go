@@ -222,7 +222,7 @@ var repoPath = regexp.MustCompile(`\b((?:docs|infra|environments|tools|functions
 
 // pendingPaths are named by the pipeline before they exist: the migrate
 // tool is the Go side's part of the migration contract
-// (docs/infrastructure.md, "Migrations"); the ci build skips its image
+// (docs/infrastructure.md, "Database: roles, migrations, connections"); the ci build skips its image
 // until it exists.
 var pendingPaths = map[string]bool{"tools/cmd/migrate": true}
 

@@ -1,7 +1,7 @@
 # Schema migrations run as a Cloud Run v2 job under the migrator service
 # account, the only IAM database user with cloudsqlsuperuser: it owns every
 # table and grants each function's user only its own (the contract of the
-# migrate tool is in docs/infrastructure.md, "Migrations"). Function users
+# migrate tool is in docs/infrastructure.md, "Database: roles, migrations, connections"). Function users
 # never get cloudsqlsuperuser.
 
 locals {

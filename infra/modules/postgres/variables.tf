@@ -206,7 +206,7 @@ variable "reserved_connections" {
 }
 
 variable "migrations" {
-  description = "Migration job (null for none): a Cloud Run v2 job \"<name>-migrate\" running image with command (default [\"migrate\", \"up\"]) as the dedicated migrator service account, the only IAM database user with cloudsqlsuperuser, so it owns the schema. It reaches the private IP through Direct VPC egress (network and subnetwork names). function_users maps each function to its IAM database user: the job receives them as MIGRATE_FUNCTION_USERS (JSON) and must grant each only its own tables (docs/infrastructure.md, \"Migrations\"). The pipeline sets the image of each release and runs the job before deploying functions."
+  description = "Migration job (null for none): a Cloud Run v2 job \"<name>-migrate\" running image with command (default [\"migrate\", \"up\"]) as the dedicated migrator service account, the only IAM database user with cloudsqlsuperuser, so it owns the schema. It reaches the private IP through Direct VPC egress (network and subnetwork names). function_users maps each function to its IAM database user: the job receives them as MIGRATE_FUNCTION_USERS (JSON) and must grant each only its own tables (docs/infrastructure.md, \"What the Go side must provide\"). The pipeline sets the image of each release and runs the job before deploying functions."
   type = object({
     image          = string
     command        = optional(list(string), ["migrate", "up"])
