@@ -257,3 +257,28 @@ func TestReferencedFilesExist(t *testing.T) {
 		}
 	}
 }
+
+var logicBlock = regexp.MustCompile(`(?m)^(resource|data|locals)\b`)
+
+// TestRootsAreThin: the environment roots live at the top level (not under
+// infra/) and, like the bootstrap root, hold module calls, variables,
+// outputs and tfvars only: no resources, data sources or locals.
+func TestRootsAreThin(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat(filepath.Join(h.Root, "infra", "environments")); err == nil {
+		t.Error("infra/environments exists: environments live at the top level")
+	}
+	roots := append(configDirs(t, "environments"), filepath.Join("infra", "bootstrap"))
+	for _, rel := range roots {
+		files, _ := filepath.Glob(filepath.Join(h.Root, rel, "*.tf"))
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := logicBlock.FindString(string(data)); m != "" {
+				t.Errorf("%s/%s declares a %s block: roots hold module calls and values only", rel, filepath.Base(f), m)
+			}
+		}
+	}
+}
