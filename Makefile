@@ -52,8 +52,8 @@ package: ## Build dist/<function>.zip for every function, with shared/ vendored 
 	cd tools && go run ./cmd/package -root .. -out dist
 
 .PHONY: infra-check
-infra-check: ## Offline Terraform/OpenTofu checks of infra/ (fmt, validate, plans, invariants, README examples).
-	cd tests && go test -count=1 ./tfprovider/... ./infra/
+infra-check: ## Offline Terraform/OpenTofu checks of infra/ and environments/ (fmt, validate, plans, invariants, README examples, bootstrap) and of the pipeline (build configurations, scripts).
+	cd tests && go test -count=1 ./tfprovider/... ./infra/ ./pipeline/
 
 BENCHTIME ?= 2s
 

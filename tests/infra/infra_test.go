@@ -15,34 +15,36 @@ import (
 	"example.com/platform/shared/manifest"
 )
 
-// configDirs lists the directories under infra/<kind> (modules or
-// environments) that hold .tf files, relative to the repository root.
-func configDirs(t *testing.T, kind string) []string {
+// configDirs lists the directories under parent ("infra/modules" or
+// "environments") that hold .tf files, relative to the repository root.
+func configDirs(t *testing.T, parent string) []string {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(h.Root, "infra", kind))
+	entries, err := os.ReadDir(filepath.Join(h.Root, filepath.FromSlash(parent)))
 	if err != nil {
-		t.Fatalf("list infra/%s: %v", kind, err)
+		t.Fatalf("list %s: %v", parent, err)
 	}
 	var out []string
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
 		}
-		if tf, _ := filepath.Glob(filepath.Join(h.Root, "infra", kind, e.Name(), "*.tf")); len(tf) > 0 {
-			out = append(out, filepath.Join("infra", kind, e.Name()))
+		if tf, _ := filepath.Glob(filepath.Join(h.Root, filepath.FromSlash(parent), e.Name(), "*.tf")); len(tf) > 0 {
+			out = append(out, filepath.Join(filepath.FromSlash(parent), e.Name()))
 		}
 	}
 	if len(out) == 0 {
-		t.Fatalf("no configurations under infra/%s", kind)
+		t.Fatalf("no configurations under %s", parent)
 	}
 	return out
 }
 
-// TestFormat: `fmt -check -recursive` of infra/.
+// TestFormat: `fmt -check -recursive` of infra/ and environments/.
 func TestFormat(t *testing.T) {
 	t.Parallel()
-	if out, err := h.FmtCheckE(t, filepath.Join(h.Root, "infra")); err != nil {
-		t.Fatalf("fmt -check -recursive infra: %v\n%s", err, out)
+	for _, dir := range []string{"infra", "environments"} {
+		if out, err := h.FmtCheckE(t, filepath.Join(h.Root, dir)); err != nil {
+			t.Fatalf("fmt -check -recursive %s: %v\n%s", dir, err, out)
+		}
 	}
 }
 
@@ -50,7 +52,7 @@ func TestFormat(t *testing.T) {
 // provider schema.
 func TestValidate(t *testing.T) {
 	t.Parallel()
-	dirs := append(configDirs(t, "modules"), configDirs(t, "environments")...)
+	dirs := append(append(configDirs(t, "infra/modules"), configDirs(t, "environments")...), filepath.Join("infra", "bootstrap"))
 	for _, rel := range dirs {
 		t.Run(rel, func(t *testing.T) {
 			t.Parallel()
@@ -105,7 +107,7 @@ var hclFence = regexp.MustCompile("(?s)```(?:hcl|terraform|tf)\\n(.*?)```")
 // checked for the invariants, so documentation cannot drift.
 func TestReadmeExamples(t *testing.T) {
 	t.Parallel()
-	for _, rel := range configDirs(t, "modules") {
+	for _, rel := range configDirs(t, "infra/modules") {
 		name := filepath.Base(rel)
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -59,6 +61,7 @@ func checkInvariants(t reporter, rs []resource, env string) {
 	checkSubscriptions(t, rs)
 	checkCloudSQL(t, rs, env)
 	checkBigQuery(t, rs)
+	checkDeployability(t, rs)
 }
 
 // checkNoPublicMembers: no allUsers or allAuthenticatedUsers anywhere.
@@ -395,6 +398,313 @@ func checkManifestWiring(t reporter, rs []resource, repo *manifest.Repo) {
 		}
 		if !found {
 			t.Errorf("function %s is not deployed", m.Name)
+		}
+	}
+}
+
+// checkDeployability asserts the API rules the provider does not check and
+// the least-privilege rules of the pipeline, on whatever part of the
+// platform a configuration holds (each check skips what is absent).
+func checkDeployability(t reporter, rs []resource) {
+	t.Helper()
+	checkSQLUsers(t, rs)
+	checkBackupRetention(t, rs)
+	checkConnectionBudget(t, rs)
+	checkDirectVPC(t, rs)
+	checkAlertPolicies(t, rs)
+	checkHTTPReachable(t, rs)
+	checkCleanup(t, rs)
+	checkBuilderScope(t, rs)
+	checkPipeline(t, rs)
+}
+
+// checkSQLUsers: no IAM database user gets cloudsqlsuperuser except the one
+// migrator (migrate-<instance>), and every IAM user is abandoned on destroy.
+func checkSQLUsers(t reporter, rs []resource) {
+	t.Helper()
+	supers := 0
+	for _, u := range ofType(rs, "google_sql_user") {
+		roles, _ := u.Values["database_roles"].([]any)
+		for _, r := range roles {
+			if r == "cloudsqlsuperuser" {
+				supers++
+				if !strings.HasPrefix(u.str("name"), "migrate-") {
+					t.Errorf("%s (%s) gets cloudsqlsuperuser: only the migrator may own the schema", u.Address, u.str("name"))
+				}
+			}
+		}
+		if strings.HasPrefix(u.str("type"), "CLOUD_IAM") && u.str("deletion_policy") != "ABANDON" {
+			t.Errorf("%s deletion_policy = %q, want ABANDON (PostgreSQL cannot drop a role that owns or was granted objects)", u.Address, u.str("deletion_policy"))
+		}
+	}
+	if supers > 1 {
+		t.Errorf("%d database users get cloudsqlsuperuser, want at most the migrator", supers)
+	}
+}
+
+// checkBackupRetention: Cloud SQL rejects retained backups that do not
+// exceed the transaction log days.
+func checkBackupRetention(t reporter, rs []resource) {
+	t.Helper()
+	for _, db := range ofType(rs, "google_sql_database_instance") {
+		b := get(db.Values, "settings", 0, "backup_configuration", 0)
+		kept, _ := get(b, "backup_retention_settings", 0, "retained_backups").(float64)
+		logs, _ := get(b, "transaction_log_retention_days").(float64)
+		if kept <= logs {
+			t.Errorf("%s keeps %v backups and %v days of logs: Cloud SQL needs more backups than log days", db.Address, kept, logs)
+		}
+	}
+}
+
+func sqlFlag(db resource, name string) (string, bool) {
+	flags, _ := get(db.Values, "settings", 0, "database_flags").([]any)
+	for _, f := range flags {
+		if get(f, "name") == name {
+			v, _ := get(f, "value").(string)
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// checkConnectionBudget: the functions' max instances x DB_MAX_CONNS, summed,
+// fits in the instance's max_connections flag.
+func checkConnectionBudget(t reporter, rs []resource) {
+	t.Helper()
+	for _, db := range ofType(rs, "google_sql_database_instance") {
+		v, ok := sqlFlag(db, "max_connections")
+		if !ok {
+			t.Errorf("%s sets no max_connections flag: the connection budget is unchecked", db.Address)
+			continue
+		}
+		limit, _ := strconv.Atoi(v)
+		total := 0
+		for _, f := range ofType(rs, "google_cloudfunctions2_function") {
+			pool, err := strconv.Atoi(f.str("service_config", 0, "environment_variables", "DB_MAX_CONNS"))
+			if f.str("service_config", 0, "environment_variables", "DB_INSTANCE_CONNECTION_NAME") == "" {
+				continue
+			}
+			if err != nil {
+				t.Errorf("%s uses the database without DB_MAX_CONNS", f.Address)
+				continue
+			}
+			n, _ := get(f.Values, "service_config", 0, "max_instance_count").(float64)
+			total += int(n) * pool
+		}
+		if total > limit {
+			t.Errorf("%s: functions may open %d connections, more than max_connections %d", db.Address, total, limit)
+		}
+	}
+}
+
+// checkDirectVPC: Direct VPC egress names its network and subnetwork (the
+// API takes names), and the runtime account is network user on that
+// subnetwork.
+func checkDirectVPC(t reporter, rs []resource) {
+	t.Helper()
+	users := map[string]bool{} // member|subnetwork
+	for _, b := range ofType(rs, "google_compute_subnetwork_iam_member") {
+		if b.str("role") == "roles/compute.networkUser" {
+			users[b.str("member")+"|"+last(b.str("subnetwork"))] = true
+		}
+	}
+	for _, f := range ofType(rs, "google_cloudfunctions2_function") {
+		nic := get(f.Values, "service_config", 0, "direct_vpc_network_interface", 0)
+		if nic == nil {
+			continue
+		}
+		network, _ := get(nic, "network").(string)
+		subnet, _ := get(nic, "subnetwork").(string)
+		if strings.Contains(network, "/") || strings.Contains(subnet, "/") {
+			t.Errorf("%s Direct VPC egress uses paths (%q, %q): the API takes names", f.Address, network, subnet)
+		}
+		member := "serviceAccount:" + f.str("service_config", 0, "service_account_email")
+		if !users[member+"|"+last(subnet)] {
+			t.Errorf("%s: runtime account %s is not compute.networkUser on subnetwork %q", f.Address, member, subnet)
+		}
+	}
+	for _, j := range ofType(rs, "google_cloud_run_v2_job") {
+		nic := get(j.Values, "template", 0, "template", 0, "vpc_access", 0, "network_interfaces", 0)
+		if s, _ := get(nic, "subnetwork").(string); strings.Contains(s, "/") {
+			t.Errorf("%s Direct VPC egress uses a path (%q): the API takes names", j.Address, s)
+		}
+	}
+}
+
+var serviceNameLabel = regexp.MustCompile(`resource\.labels\.service_name = "([^"]*)"`)
+
+// checkAlertPolicies: condition durations are whole minutes (the API
+// rejects others), and a Cloud Run filter names a service by the short name
+// its metrics carry, one of this configuration's.
+func checkAlertPolicies(t reporter, rs []resource) {
+	t.Helper()
+	services := map[string]bool{}
+	for _, f := range ofType(rs, "google_cloudfunctions2_function") {
+		services[last(f.str("service_config", 0, "service"))] = true
+	}
+	for _, p := range ofType(rs, "google_monitoring_alert_policy") {
+		conds, _ := p.Values["conditions"].([]any)
+		for _, c := range conds {
+			ct := get(c, "condition_threshold", 0)
+			if ct == nil {
+				continue
+			}
+			d, _ := get(ct, "duration").(string)
+			secs, err := strconv.Atoi(strings.TrimSuffix(d, "s"))
+			if err != nil || !strings.HasSuffix(d, "s") || secs%60 != 0 {
+				t.Errorf("%s condition duration %q is not a multiple of 60s", p.Address, d)
+			}
+			for _, key := range []string{"filter", "denominator_filter"} {
+				s, _ := get(ct, key).(string)
+				for _, m := range serviceNameLabel.FindAllStringSubmatch(s, -1) {
+					if strings.Contains(m[1], "/") || len(services) > 0 && !services[m[1]] {
+						t.Errorf("%s %s matches service_name %q, which no function's metrics carry", p.Address, key, m[1])
+					}
+				}
+			}
+		}
+	}
+}
+
+// checkHTTPReachable: a function that no push subscription feeds is an HTTP
+// service, and some client must reach it: directly (ALLOW_ALL, IAM still
+// required) or through a load balancer whose serverless NEG points at it.
+func checkHTTPReachable(t reporter, rs []resource) {
+	t.Helper()
+	pushTargets := map[string]bool{}
+	for _, s := range ofType(rs, "google_pubsub_subscription") {
+		if e := s.str("push_config", 0, "push_endpoint"); e != "" {
+			pushTargets[e] = true
+		}
+	}
+	negs := map[string]bool{}
+	for _, n := range ofType(rs, "google_compute_region_network_endpoint_group") {
+		negs[n.str("cloud_run", 0, "service")] = true
+	}
+	for _, f := range ofType(rs, "google_cloudfunctions2_function") {
+		if pushTargets[f.str("service_config", 0, "uri")] {
+			continue
+		}
+		switch ingress := f.str("service_config", 0, "ingress_settings"); ingress {
+		case "ALLOW_ALL":
+		case "ALLOW_INTERNAL_AND_GCLB":
+			if !negs[last(f.str("service_config", 0, "service"))] {
+				t.Errorf("%s ingress ALLOW_INTERNAL_AND_GCLB but no load balancer NEG points at it: unreachable", f.Address)
+			}
+		default:
+			t.Errorf("%s is an HTTP service with ingress %q: no client can reach it", f.Address, ingress)
+		}
+	}
+}
+
+// checkCleanup: image repositories delete old versions (a KEEP-only policy
+// cleans nothing) and buckets expire live objects (not only noncurrent ones).
+func checkCleanup(t reporter, rs []resource) {
+	t.Helper()
+	for _, r := range ofType(rs, "google_artifact_registry_repository") {
+		deletes := false
+		policies, _ := r.Values["cleanup_policies"].([]any)
+		for _, p := range policies {
+			if get(p, "action") == "DELETE" {
+				deletes = true
+			}
+		}
+		if !deletes || r.Values["cleanup_policy_dry_run"] == true {
+			t.Errorf("%s has no active DELETE cleanup policy: images pile up", r.Address)
+		}
+	}
+	for _, b := range ofType(rs, "google_storage_bucket") {
+		ages := false
+		rules, _ := b.Values["lifecycle_rule"].([]any)
+		for _, r := range rules {
+			if n, _ := get(r, "condition", 0, "age").(float64); n > 0 && get(r, "action", 0, "type") == "Delete" {
+				ages = true
+			}
+		}
+		if !ages {
+			t.Errorf("%s has no lifecycle rule deleting objects by age: nothing is ever cleaned", b.Address)
+		}
+	}
+}
+
+// checkBuilderScope: the account that builds function images holds no
+// project-wide role but log writing (its repository and bucket grants are
+// resource-level).
+func checkBuilderScope(t reporter, rs []resource) {
+	t.Helper()
+	for _, b := range ofType(rs, "google_project_iam_member") {
+		if strings.Contains(b.str("member"), "function-builder@") && b.str("role") != "roles/logging.logWriter" {
+			t.Errorf("%s gives the function builder project-wide %s", b.Address, b.str("role"))
+		}
+	}
+}
+
+// checkPipeline: one ci trigger per environment, run by the ci account,
+// which has no deploy rights and no access to the state; deploy and apply
+// run as the deployer; only an apply trigger waits for approval, and it
+// applies what a deploy build planned.
+func checkPipeline(t reporter, rs []resource) {
+	t.Helper()
+	triggers := ofType(rs, "google_cloudbuild_trigger")
+	if len(triggers) == 0 {
+		return
+	}
+	byRole := map[string][]resource{}
+	for _, tr := range triggers {
+		name := tr.str("name")
+		role := name[strings.LastIndex(name, "-")+1:]
+		byRole[role] = append(byRole[role], tr)
+		sa := tr.str("service_account")
+		approval := get(tr.Values, "approval_config", 0, "approval_required") == true
+		switch role {
+		case "ci":
+			if !strings.Contains(sa, "/ci-runner@") {
+				t.Errorf("%s runs as %q, want the ci-runner account (no deploy rights)", tr.Address, sa)
+			}
+			if files, _ := tr.Values["included_files"].([]any); len(files) > 0 {
+				t.Errorf("%s builds only for %v: every commit must build (a new function folder needs no trigger edit)", tr.Address, files)
+			}
+			if tr.str("filename") != "cloudbuild.yaml" || approval {
+				t.Errorf("%s: want cloudbuild.yaml without approval, got %q approval=%v", tr.Address, tr.str("filename"), approval)
+			}
+		case "deploy", "apply":
+			if !strings.Contains(sa, "/deployer@") {
+				t.Errorf("%s runs as %q, want the deployer", tr.Address, sa)
+			}
+			if get(tr.Values, "pubsub_config", 0, "topic") == nil || !strings.HasSuffix(get(tr.Values, "pubsub_config", 0, "topic").(string), "/topics/cloud-builds") {
+				t.Errorf("%s is not started by a build status on cloud-builds", tr.Address)
+			}
+			if role == "deploy" && approval {
+				t.Errorf("%s waits for approval before any plan exists", tr.Address)
+			}
+			if role == "apply" && (!approval || get(tr.Values, "substitutions", "_PLAN_BUILD_ID") == nil) {
+				t.Errorf("%s must wait for approval and apply the plan of _PLAN_BUILD_ID", tr.Address)
+			}
+		default:
+			t.Errorf("%s: unknown trigger role %q (want <env>-ci, -deploy, -apply)", tr.Address, role)
+		}
+	}
+	if len(byRole["ci"]) != 1 || len(byRole["deploy"]) != 1 {
+		t.Errorf("want one ci and one deploy trigger per environment, got %d and %d", len(byRole["ci"]), len(byRole["deploy"]))
+	}
+	if len(byRole["apply"]) == 1 {
+		if get(byRole["deploy"][0].Values, "substitutions", "_APPLY") != "false" {
+			t.Errorf("with an approval-gated apply trigger, the deploy build must only plan (_APPLY=false)")
+		}
+	}
+	for _, b := range ofType(rs, "google_project_iam_member") {
+		if strings.Contains(b.str("member"), "ci-runner@") && b.str("role") != "roles/logging.logWriter" {
+			t.Errorf("%s gives the ci account %s: it must have no deploy rights", b.Address, b.str("role"))
+		}
+	}
+	for _, bk := range ofType(rs, "google_storage_bucket") {
+		if !strings.HasSuffix(bk.str("name"), "-tfstate") {
+			continue
+		}
+		for _, b := range ofType(rs, "google_storage_bucket_iam_member") {
+			if b.str("bucket") == bk.str("name") && !strings.Contains(b.str("member"), "deployer@") {
+				t.Errorf("%s lets %s read the state and saved plans", b.Address, b.str("member"))
+			}
 		}
 	}
 }

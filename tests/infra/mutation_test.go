@@ -67,7 +67,7 @@ func TestChecksCatchBrokenWiring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := h.CopyRepo(t, "infra/environments/dev")
+	dir := h.CopyRepo(t, "environments/dev")
 	opts := h.Options(t, dir, nil)
 	if _, err := h.PlanOptionsE(t, opts); err != nil {
 		t.Fatal(err)
@@ -146,6 +146,64 @@ func TestChecksCatchBrokenWiring(t *testing.T) {
 		}},
 		{"unpartitioned table", "is not partitioned", func(rs []resource) []resource {
 			first(t, rs, "google_bigquery_table", "").Values["time_partitioning"] = []any{}
+			return rs
+		}},
+		{"function user is superuser", "only the migrator may own the schema", func(rs []resource) []resource {
+			first(t, rs, "google_sql_user", "functions[\"payment\"]").Values["database_roles"] = []any{"cloudsqlsuperuser"}
+			return rs
+		}},
+		{"function user not abandoned", "want ABANDON", func(rs []resource) []resource {
+			first(t, rs, "google_sql_user", "functions[\"shipment\"]").Values["deletion_policy"] = "DELETE"
+			return rs
+		}},
+		{"backups not above log days", "needs more backups than log days", func(rs []resource) []resource {
+			get(first(t, rs, "google_sql_database_instance", "").Values, "settings", 0, "backup_configuration", 0).(map[string]any)["transaction_log_retention_days"] = 7.0
+			return rs
+		}},
+		{"connections over budget", "more than max_connections", func(rs []resource) []resource {
+			get(first(t, rs, "google_cloudfunctions2_function", "payment").Values, "service_config", 0).(map[string]any)["max_instance_count"] = 500.0
+			return rs
+		}},
+		{"direct VPC by path", "the API takes names", func(rs []resource) []resource {
+			nic := get(first(t, rs, "google_cloudfunctions2_function", "payment").Values, "service_config", 0, "direct_vpc_network_interface", 0).(map[string]any)
+			nic["network"] = "projects/example-dev/global/networks/platform"
+			return rs
+		}},
+		{"no network user", "is not compute.networkUser", func(rs []resource) []resource {
+			return without(rs, first(t, rs, "google_compute_subnetwork_iam_member", "payment"))
+		}},
+		{"alert on the long service name", "which no function's metrics carry", func(rs []resource) []resource {
+			p := first(t, rs, "google_monitoring_alert_policy", "error_ratio")
+			ct := get(p.Values, "conditions", 0, "condition_threshold", 0).(map[string]any)
+			ct["filter"] = strings.Replace(ct["filter"].(string), `service_name = "`, `service_name = "projects/example-dev/locations/europe-west1/services/`, 1)
+			return rs
+		}},
+		{"alert duration not whole minutes", "is not a multiple of 60s", func(rs []resource) []resource {
+			p := first(t, rs, "google_monitoring_alert_policy", "oldest_unacked")
+			get(p.Values, "conditions", 0, "condition_threshold", 0).(map[string]any)["duration"] = "90s"
+			return rs
+		}},
+		{"orders API internal only", "no client can reach it", func(rs []resource) []resource {
+			get(first(t, rs, "google_cloudfunctions2_function", "ordersapi").Values, "service_config", 0).(map[string]any)["ingress_settings"] = "ALLOW_INTERNAL_ONLY"
+			return rs
+		}},
+		{"orders API behind no load balancer", "no load balancer NEG points at it", func(rs []resource) []resource {
+			get(first(t, rs, "google_cloudfunctions2_function", "ordersapi").Values, "service_config", 0).(map[string]any)["ingress_settings"] = "ALLOW_INTERNAL_AND_GCLB"
+			return rs
+		}},
+		{"keep-only image cleanup", "no active DELETE cleanup policy", func(rs []resource) []resource {
+			r := first(t, rs, "google_artifact_registry_repository", "")
+			var keep []any
+			for _, p := range r.Values["cleanup_policies"].([]any) {
+				if get(p, "action") == "KEEP" {
+					keep = append(keep, p)
+				}
+			}
+			r.Values["cleanup_policies"] = keep
+			return rs
+		}},
+		{"builder with project-wide rights", "gives the function builder project-wide", func(rs []resource) []resource {
+			first(t, rs, "google_project_iam_member", "builder").Values["role"] = "roles/cloudbuild.builds.builder"
 			return rs
 		}},
 	}

@@ -15,7 +15,10 @@ import (
 // TestValidationRejectsBadInputs takes each module's README example, which
 // plans (TestReadmeExamples), replaces one argument of the module call with
 // a bad value and asserts that the plan fails with the variable's intended
-// validation message: the validation blocks fire, and say what they mean.
+// validation or precondition message: the checks fire, and say what they
+// mean (for the API rules the provider does not check: backups vs log
+// retention, Direct VPC names, the connection budget, 60 s alert
+// durations, no superuser function users, a reachable HTTP service).
 func TestValidationRejectsBadInputs(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -27,11 +30,26 @@ func TestValidationRejectsBadInputs(t *testing.T) {
 		{"topic", "publishers", `{ everyone = "allUsers" }`, "The publishers must not include allUsers or allAuthenticatedUsers."},
 		{"event-function", "name", `"Bad_Name"`, "The name must be 3-30 lowercase letters"},
 		{"event-function", "entry_point", `"payment"`, "The entry_point must be an exported Go identifier"},
-		{"event-function", "dead_letter_topic", `"payment.dead"`, `The dead_letter_topic must end in ".dlq"`},
-		{"event-function", "kind", `"batch"`, `The kind must be "cloudevent" or "http"`},
-		{"event-function", "ingress", `"ALLOW_INTERNAL_AND_GCLB"`, "A cloudevent function is fed by push: its ingress must be ALLOW_INTERNAL_ONLY"},
-		{"event-function", "subscriptions", `{}`, "A cloudevent function must consume at least one topic"},
-		{"event-function", "dead_letter_topic", `null`, "A cloudevent function must consume at least one topic and needs its dead_letter_topic"},
+		{"event-function", "trigger", `{ dead_letter_topic = "payment.dead", pubsub_service_agent = "service-1@gcp-sa-pubsub.iam.gserviceaccount.com", subscriptions = { "order.created" = { max_delivery_attempts = 5, min_backoff = "10s", max_backoff = "60s", ack_deadline_seconds = 30 } } }`, `The trigger.dead_letter_topic must end in ".dlq"`},
+		{"event-function", "trigger", `{ dead_letter_topic = "payment.dlq", pubsub_service_agent = "service-1@gcp-sa-pubsub.iam.gserviceaccount.com", subscriptions = {} }`, "A trigger must consume at least one topic"},
+		{"event-function", "ingress", `"ALLOW_INTERNAL_AND_GCLB"`, "A function with a trigger is fed by push: its ingress must be ALLOW_INTERNAL_ONLY"},
+		{"event-function", "network", `{ network = "projects/example-dev/global/networks/platform", subnetwork = "projects/example-dev/regions/europe-west1/subnetworks/platform-europe-west1" }`, "must be names such as"},
+		{"event-function", "cloudsql", `{ instance_name = "platform-dev", instance_connection_name = "example-dev:europe-west1:platform-dev", database = "platform", database_roles = ["cloudsqlsuperuser"] }`, "must not get cloudsqlsuperuser"},
+		{"http-service", "service", `{ service_name = "ordersapi", uri = "https://ordersapi.run.app", ingress = "ALLOW_INTERNAL_ONLY" }`, "no client outside the VPC could reach it"},
+		{"http-service", "load_balancer", `null`, "without one it needs ALLOW_ALL"},
+		{"http-service", "load_balancer", `{ domains = ["orders.dev.example.com"], rate_limit = { interval_sec = 45 } }`, "Cloud Armor's intervals"},
+		{"postgres", "backup", `{ retained_backups = 3 }`, "must be greater than backup.transaction_log_retention_days"},
+		{"postgres", "clients", `{ payment = 100, shipment = 20 }`, "more than max_connections 100"},
+		{"postgres", "iam_users", `{ oncall = { email = "oncall@example.com", type = "CLOUD_IAM_USER", database_roles = ["cloudsqlsuperuser"] } }`, "No iam_users entry may get cloudsqlsuperuser"},
+		{"postgres", "migrations", `{ image = "x", network = "projects/p/global/networks/platform", subnetwork = "platform-europe-west1" }`, "must be names, not resource paths"},
+		{"monitoring", "thresholds", `{ duration_seconds = 90 }`, "must be a multiple of 60"},
+		{"monitoring", "functions", `{ payment = { team = "payments", service_name = "projects/example-dev/locations/europe-west1/services/payment" } }`, "must be the short Cloud Run service name"},
+		{"platform", "database", `{ function_roles = ["cloudsqlsuperuser"] }`, "must not include cloudsqlsuperuser"},
+		{"platform", "database", `{ retained_backups = 7 }`, "must be greater than backup.transaction_log_retention_days"},
+		{"platform", "database", `{ max_connections = 50 }`, "more than max_connections 50"},
+		{"build-triggers", "ref", `{ branch = "^main$", tag = "^v.*$" }`, "Set exactly one of ref.branch and ref.tag"},
+		{"build-triggers", "build_events_topic", `"projects/example-prod/topics/builds"`, "Cloud Build publishes to that topic only"},
+		{"bootstrap", "secrets", `["payment gateway key"]`, "Each secret id must be"},
 		{"http-service", "invokers", `{ everyone = "allAuthenticatedUsers" }`, "The invokers must not include allUsers or allAuthenticatedUsers"},
 		{"platform", "env", `"qa"`, "The env must be dev, staging or prod."},
 		{"platform", "orders_api", `{ outbox_relay_cron = "hourly" }`, "five-field cron expression"},

@@ -1,6 +1,5 @@
 locals {
   runtime_member = "serviceAccount:${google_service_account.default.email}"
-  agent_member   = var.pubsub_service_agent == null ? null : "serviceAccount:${var.pubsub_service_agent}"
 
   # Project roles every function needs to write logs, metrics and traces.
   runtime_roles = toset([
@@ -9,7 +8,7 @@ locals {
     "roles/cloudtrace.agent",
   ])
 
-  cloudsql_roles = var.cloudsql.enabled ? toset(["roles/cloudsql.client", "roles/cloudsql.instanceUser"]) : toset([])
+  cloudsql_roles = var.cloudsql != null ? toset(["roles/cloudsql.client", "roles/cloudsql.instanceUser"]) : toset([])
 }
 
 resource "google_project_iam_member" "runtime" {
@@ -36,7 +35,7 @@ resource "google_project_iam_member" "cloudsql" {
 }
 
 resource "google_bigquery_dataset_iam_member" "writer" {
-  count = var.bigquery.enabled ? 1 : 0
+  count = var.bigquery != null ? 1 : 0
 
   project    = var.project_id
   dataset_id = var.bigquery.dataset_id
@@ -64,20 +63,20 @@ resource "google_pubsub_topic_iam_member" "publishes" {
 
 # The handler publishes permanent failures straight to its dead-letter topic.
 resource "google_pubsub_topic_iam_member" "dead_letter_runtime" {
-  count = var.dead_letter_topic == null ? 0 : 1
+  count = local.event ? 1 : 0
 
   project = var.project_id
-  topic   = var.topics[var.dead_letter_topic].name
+  topic   = var.topics[local.dead_letter_topic].name
   role    = "roles/pubsub.publisher"
   member  = local.runtime_member
 }
 
 # Without these two grants dead-lettering silently does nothing.
 resource "google_pubsub_topic_iam_member" "dead_letter_service_agent" {
-  count = var.dead_letter_topic == null ? 0 : 1
+  count = local.event ? 1 : 0
 
   project = var.project_id
-  topic   = var.topics[var.dead_letter_topic].name
+  topic   = var.topics[local.dead_letter_topic].name
   role    = "roles/pubsub.publisher"
   member  = local.agent_member
 }
@@ -110,4 +109,16 @@ resource "google_service_account_iam_member" "push_token_creator" {
   service_account_id = google_service_account.push[0].name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.agent_member
+}
+
+# Direct VPC egress: the runtime identity uses the egress subnetwork (Google's
+# Direct VPC page asks for Compute Network User), on that subnetwork only.
+resource "google_compute_subnetwork_iam_member" "egress" {
+  count = var.network == null ? 0 : 1
+
+  project    = var.project_id
+  region     = coalesce(var.network.subnetwork_region, var.region)
+  subnetwork = var.network.subnetwork
+  role       = "roles/compute.networkUser"
+  member     = local.runtime_member
 }

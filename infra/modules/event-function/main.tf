@@ -1,11 +1,15 @@
-# One Cloud Functions Gen2 function per manifest. A cloudevent function is
-# fed by Terraform-owned push subscriptions (see DESIGN.md, "Delivery"): no
-# Eventarc trigger, because a trigger's subscription cannot get a
-# dead-letter topic, backoff or ordering. An http function (the orders API)
-# has no subscriptions; the http-service module adds its callers.
+# One Cloud Functions Gen2 function per manifest. A function with a trigger
+# is fed by Terraform-owned push subscriptions (docs/infrastructure.md,
+# "Delivery wiring"): no Eventarc trigger, because a trigger's subscription
+# cannot get a dead-letter topic, backoff or ordering. With trigger = null it
+# is an HTTP function (the orders API); the http-service module adds its
+# callers and, optionally, a load balancer.
 
 locals {
-  event = var.kind == "cloudevent"
+  event             = var.trigger != null
+  subscriptions     = local.event ? var.trigger.subscriptions : {}
+  dead_letter_topic = local.event ? var.trigger.dead_letter_topic : null
+  agent_member      = local.event ? "serviceAccount:${var.trigger.pubsub_service_agent}" : null
 
   # Service account ids are 6-30 characters: "fn-"/"push-" + 25 for a
   # cloudevent function, "svc-" (and http-service's "sched-") + 24 for an
@@ -30,17 +34,18 @@ locals {
       FUNCTION_NAME        = var.name
       LOG_EXECUTION_ID     = "true"
     },
-    var.dead_letter_topic == null ? {} : {
-      DEAD_LETTER_TOPIC = var.dead_letter_topic
-    },
-    var.cloudsql.enabled ? {
+    local.event ? {
+      DEAD_LETTER_TOPIC = local.dead_letter_topic
+    } : {},
+    var.cloudsql != null ? {
       DB_INSTANCE_CONNECTION_NAME = var.cloudsql.instance_connection_name
       DB_NAME                     = var.cloudsql.database
       DB_USER                     = local.db_user
       DB_IAM_AUTH                 = "true"
       DB_IP_TYPE                  = "PRIVATE"
+      DB_MAX_CONNS                = tostring(var.cloudsql.pool_size)
     } : {},
-    var.bigquery.enabled ? {
+    var.bigquery != null ? {
       BIGQUERY_PROJECT = var.project_id
       BIGQUERY_DATASET = var.bigquery.dataset_id
     } : {},
@@ -97,6 +102,7 @@ resource "google_cloudfunctions2_function" "default" {
     dynamic "direct_vpc_network_interface" {
       for_each = var.network == null ? [] : [var.network]
       content {
+        # Names, not resource paths: the Cloud Run API takes names here.
         network    = direct_vpc_network_interface.value.network
         subnetwork = direct_vpc_network_interface.value.subnetwork
       }
@@ -115,20 +121,12 @@ resource "google_cloudfunctions2_function" "default" {
 
   lifecycle {
     precondition {
-      condition     = alltrue([for t in concat(var.publishes, keys(var.subscriptions), var.dead_letter_topic == null ? [] : [var.dead_letter_topic]) : contains(keys(var.topics), t)])
+      condition     = alltrue([for t in concat(var.publishes, keys(local.subscriptions), local.event ? [local.dead_letter_topic] : []) : contains(keys(var.topics), t)])
       error_message = "Every topic the function publishes to, consumes or dead-letters to must be in var.topics (topics.yaml plus the dead-letter topics)."
     }
     precondition {
-      condition     = !local.event || (length(var.subscriptions) > 0 && var.dead_letter_topic != null && var.pubsub_service_agent != null)
-      error_message = "A cloudevent function must consume at least one topic and needs its dead_letter_topic and the pubsub_service_agent."
-    }
-    precondition {
       condition     = !local.event || (var.ingress == "ALLOW_INTERNAL_ONLY" && var.resources.timeout_seconds <= 540)
-      error_message = "A cloudevent function is fed by push: its ingress must be ALLOW_INTERNAL_ONLY and its resources.timeout_seconds at most 540."
-    }
-    precondition {
-      condition     = local.event || (length(var.subscriptions) == 0 && var.dead_letter_topic == null)
-      error_message = "An http function has no subscriptions and no dead_letter_topic."
+      error_message = "A function with a trigger is fed by push: its ingress must be ALLOW_INTERNAL_ONLY and its resources.timeout_seconds at most 540."
     }
   }
 
@@ -138,6 +136,7 @@ resource "google_cloudfunctions2_function" "default" {
     google_project_iam_member.cloudsql,
     google_secret_manager_secret_iam_member.runtime,
     google_sql_user.default,
+    google_compute_subnetwork_iam_member.egress,
   ]
 }
 
@@ -146,7 +145,7 @@ resource "google_cloudfunctions2_function" "default" {
 # every attribute plus the x-goog-pubsub-* metadata arrives as a header, so
 # the function receives a binary-mode CloudEvent.
 resource "google_pubsub_subscription" "default" {
-  for_each = var.subscriptions
+  for_each = local.subscriptions
 
   project                    = var.project_id
   name                       = "${var.name}--${each.key}"
@@ -172,7 +171,7 @@ resource "google_pubsub_subscription" "default" {
   }
 
   dead_letter_policy {
-    dead_letter_topic     = var.topics[var.dead_letter_topic].id
+    dead_letter_topic     = var.topics[local.dead_letter_topic].id
     max_delivery_attempts = each.value.max_delivery_attempts
   }
 
@@ -194,12 +193,18 @@ resource "google_pubsub_subscription" "default" {
   ]
 }
 
+# The function's IAM database user. It is no superuser (a validation keeps
+# cloudsqlsuperuser out); the migrator creates its tables' grants. Objects
+# granted to the user keep PostgreSQL from dropping it, so destroying a
+# function abandons the user instead of failing; the migrator's down
+# migration or an operator drops it.
 resource "google_sql_user" "default" {
-  count = var.cloudsql.enabled ? 1 : 0
+  count = var.cloudsql != null ? 1 : 0
 
-  project        = var.project_id
-  instance       = var.cloudsql.instance_name
-  name           = local.db_user
-  type           = "CLOUD_IAM_SERVICE_ACCOUNT"
-  database_roles = var.cloudsql.database_roles
+  project         = var.project_id
+  instance        = var.cloudsql.instance_name
+  name            = local.db_user
+  type            = "CLOUD_IAM_SERVICE_ACCOUNT"
+  database_roles  = var.cloudsql.database_roles
+  deletion_policy = "ABANDON"
 }

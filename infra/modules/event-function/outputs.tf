@@ -10,8 +10,8 @@ output "name" {
 }
 
 output "kind" {
-  description = "Manifest kind: cloudevent or http."
-  value       = var.kind
+  description = "cloudevent for a function with a trigger, http without (the manifest kind)."
+  value       = local.event ? "cloudevent" : "http"
 }
 
 output "team" {
@@ -26,8 +26,8 @@ output "uri" {
 }
 
 output "service_name" {
-  description = "Name of the underlying Cloud Run service (for metrics and alerts)."
-  value       = google_cloudfunctions2_function.default.service_config[0].service
+  description = "Short name of the underlying Cloud Run service: the service_name label of its metrics and what alerts filter on. The provider reports the full resource name (projects/<p>/locations/<r>/services/<name>); this is its last segment."
+  value       = element(split("/", google_cloudfunctions2_function.default.service_config[0].service), length(split("/", google_cloudfunctions2_function.default.service_config[0].service)) - 1)
 }
 
 output "service_account_email" {
@@ -49,7 +49,7 @@ output "push_service_account_email" {
 
 output "dead_letter_topic" {
   description = "Name of the function's dead-letter topic, or null for an http function."
-  value       = var.dead_letter_topic == null ? null : var.topics[var.dead_letter_topic].name
+  value       = local.event ? var.topics[local.dead_letter_topic].name : null
   depends_on  = [google_pubsub_topic_iam_member.dead_letter_service_agent]
 }
 
@@ -68,4 +68,14 @@ output "subscription_ids" {
 output "database_user" {
   description = "PostgreSQL user name of the runtime service account, or null without database access."
   value       = one(google_sql_user.default[*].name)
+}
+
+output "database_connections" {
+  description = "Most connections the function can hold open: max_instances x cloudsql.pool_size (0 without database access). The postgres module checks the sum against max_connections."
+  value       = var.cloudsql == null ? 0 : var.resources.max_instances * var.cloudsql.pool_size
+}
+
+output "ingress" {
+  description = "Ingress setting of the function (the http-service module checks it against its load balancer)."
+  value       = var.ingress
 }

@@ -21,27 +21,15 @@ variable "name" {
   }
 }
 
-variable "kind" {
-  description = "Manifest kind: \"cloudevent\" (fed by push subscriptions: internal ingress only, a dead-letter topic, timeout up to 540s, runtime account fn-<name>) or \"http\" (an HTTP service such as the orders API: no subscriptions, ingress from var.ingress, timeout up to 3600s, runtime account svc-<name>; the http-service module adds its callers)."
-  type        = string
-  default     = "cloudevent"
-  nullable    = false
-
-  validation {
-    condition     = contains(["cloudevent", "http"], var.kind)
-    error_message = "The kind must be \"cloudevent\" or \"http\" (the manifest kind)."
-  }
-}
-
 variable "ingress" {
-  description = "Who can reach the function over the network. A cloudevent function is always ALLOW_INTERNAL_ONLY (Pub/Sub push); an http one may use ALLOW_INTERNAL_AND_GCLB once an external load balancer fronts it. Callers also need roles/run.invoker; unauthenticated calls are never allowed."
+  description = "Who can reach the function over the network. A function with a trigger is always ALLOW_INTERNAL_ONLY (Pub/Sub push); an HTTP one (trigger = null) uses ALLOW_INTERNAL_AND_GCLB behind the http-service module's load balancer, or ALLOW_ALL for authenticated direct access (dev). Callers always need roles/run.invoker: unauthenticated calls are never allowed."
   type        = string
   default     = "ALLOW_INTERNAL_ONLY"
   nullable    = false
 
   validation {
-    condition     = contains(["ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.ingress)
-    error_message = "The ingress must be ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+    condition     = contains(["ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB", "ALLOW_ALL"], var.ingress)
+    error_message = "The ingress must be ALLOW_INTERNAL_ONLY, ALLOW_INTERNAL_AND_GCLB or ALLOW_ALL."
   }
 }
 
@@ -200,53 +188,6 @@ variable "publishes" {
   nullable    = false
 }
 
-variable "dead_letter_topic" {
-  description = "Name of this function's dead-letter topic (\"<name>.dlq\"): the dead_letter_policy of every subscription and the handler's own destination for permanent failures. Required for a cloudevent function, null for an http one."
-  type        = string
-  default     = null
-
-  validation {
-    condition     = var.dead_letter_topic == null || can(regex("\\.dlq$", var.dead_letter_topic))
-    error_message = "The dead_letter_topic must end in \".dlq\" (manifest.DeadLetterTopic)."
-  }
-}
-
-variable "subscriptions" {
-  description = "Push subscriptions by consumed topic name, from the manifest: ordering, filter, max_delivery_attempts (5..100), min_backoff/max_backoff (\"10s\", at most 600s), ack_deadline_seconds (10..600). Each is named \"<function>--<topic>\". At least one for a cloudevent function, none for an http one."
-  type = map(object({
-    topic                 = optional(string)
-    ordering              = optional(bool, false)
-    filter                = optional(string, "")
-    max_delivery_attempts = number
-    min_backoff           = string
-    max_backoff           = string
-    ack_deadline_seconds  = number
-    dead_letters          = optional(bool, false)
-  }))
-  default  = {}
-  nullable = false
-
-  validation {
-    condition     = alltrue([for k, s in var.subscriptions : s.max_delivery_attempts >= 5 && s.max_delivery_attempts <= 100])
-    error_message = "Each subscription's max_delivery_attempts must be 5..100 (Pub/Sub's limits)."
-  }
-  validation {
-    condition = alltrue([for k, s in var.subscriptions :
-      can(regex("^[0-9]+s$", s.min_backoff)) && can(regex("^[0-9]+s$", s.max_backoff)) &&
-      try(tonumber(trimsuffix(s.min_backoff, "s")) <= tonumber(trimsuffix(s.max_backoff, "s")) && tonumber(trimsuffix(s.max_backoff, "s")) <= 600, false)
-    ])
-    error_message = "Each subscription's min_backoff and max_backoff must be whole seconds like \"10s\", min <= max <= 600s."
-  }
-  validation {
-    condition     = alltrue([for k, s in var.subscriptions : s.ack_deadline_seconds >= 10 && s.ack_deadline_seconds <= 600])
-    error_message = "Each subscription's ack_deadline_seconds must be 10..600."
-  }
-  validation {
-    condition     = alltrue([for k, s in var.subscriptions : length(s.filter) <= 256])
-    error_message = "Each subscription's filter must be at most 256 characters."
-  }
-}
-
 variable "subscription_message_retention" {
   description = "How long each subscription keeps unacknowledged messages, in whole seconds (at most 7 days)."
   type        = string
@@ -259,55 +200,98 @@ variable "subscription_message_retention" {
   }
 }
 
-variable "pubsub_service_agent" {
-  description = "Email of the project's Pub/Sub service agent (service-<project number>@gcp-sa-pubsub.iam.gserviceaccount.com): it forwards to the dead-letter topic and mints the push OIDC tokens. Required for a cloudevent function."
-  type        = string
-  default     = null
+variable "trigger" {
+  description = "Pub/Sub delivery, null for an HTTP function (fabric's trigger_config = null). subscriptions: push subscriptions by consumed topic name from the manifest (ordering, filter, max_delivery_attempts 5..100, min_backoff/max_backoff \"10s\" up to 600s, ack_deadline_seconds 10..600), each named \"<function>--<topic>\", at least one; dead_letter_topic: this function's \"<name>.dlq\", the dead_letter_policy of every subscription and the handler's destination for permanent failures; pubsub_service_agent: service-<project number>@gcp-sa-pubsub.iam.gserviceaccount.com, which forwards dead letters and mints the push OIDC tokens."
+  type = object({
+    dead_letter_topic    = string
+    pubsub_service_agent = string
+    subscriptions = map(object({
+      topic                 = optional(string)
+      ordering              = optional(bool, false)
+      filter                = optional(string, "")
+      max_delivery_attempts = number
+      min_backoff           = string
+      max_backoff           = string
+      ack_deadline_seconds  = number
+      dead_letters          = optional(bool, false)
+    }))
+  })
+  default = null
 
   validation {
-    condition     = var.pubsub_service_agent == null || can(regex("^service-[0-9]+@gcp-sa-pubsub\\.iam\\.gserviceaccount\\.com$", var.pubsub_service_agent))
-    error_message = "The pubsub_service_agent must be service-<project number>@gcp-sa-pubsub.iam.gserviceaccount.com."
+    condition     = var.trigger == null || try(length(var.trigger.subscriptions) > 0, false)
+    error_message = "A trigger must consume at least one topic (subscriptions)."
+  }
+  validation {
+    condition     = var.trigger == null || can(regex("\\.dlq$", var.trigger.dead_letter_topic))
+    error_message = "The trigger.dead_letter_topic must end in \".dlq\" (manifest.DeadLetterTopic)."
+  }
+  validation {
+    condition     = var.trigger == null || can(regex("^service-[0-9]+@gcp-sa-pubsub\\.iam\\.gserviceaccount\\.com$", var.trigger.pubsub_service_agent))
+    error_message = "The trigger.pubsub_service_agent must be service-<project number>@gcp-sa-pubsub.iam.gserviceaccount.com."
+  }
+  validation {
+    condition     = alltrue([for k, s in try(var.trigger.subscriptions, {}) : s.max_delivery_attempts >= 5 && s.max_delivery_attempts <= 100])
+    error_message = "Each trigger subscription's max_delivery_attempts must be 5..100 (Pub/Sub's limits)."
+  }
+  validation {
+    condition = alltrue([for k, s in try(var.trigger.subscriptions, {}) :
+      can(regex("^[0-9]+s$", s.min_backoff)) && can(regex("^[0-9]+s$", s.max_backoff)) &&
+      try(tonumber(trimsuffix(s.min_backoff, "s")) <= tonumber(trimsuffix(s.max_backoff, "s")) && tonumber(trimsuffix(s.max_backoff, "s")) <= 600, false)
+    ])
+    error_message = "Each trigger subscription's min_backoff and max_backoff must be whole seconds like \"10s\", min <= max <= 600s."
+  }
+  validation {
+    condition     = alltrue([for k, s in try(var.trigger.subscriptions, {}) : s.ack_deadline_seconds >= 10 && s.ack_deadline_seconds <= 600])
+    error_message = "Each trigger subscription's ack_deadline_seconds must be 10..600."
+  }
+  validation {
+    condition     = alltrue([for k, s in try(var.trigger.subscriptions, {}) : length(s.filter) <= 256])
+    error_message = "Each trigger subscription's filter must be at most 256 characters."
   }
 }
 
 variable "network" {
-  description = "Direct VPC egress for private ranges (needed to reach Cloud SQL's private IP): the network and subnetwork ids. Null means no VPC egress."
+  description = "Direct VPC egress for private ranges (needed to reach Cloud SQL's private IP): the network and subnetwork NAMES (the Cloud Run API takes names, not resource paths) and the subnetwork's region. The runtime account gets roles/compute.networkUser on that subnetwork. Null means no VPC egress."
   type = object({
-    network    = string
-    subnetwork = string
+    network           = string
+    subnetwork        = string
+    subnetwork_region = optional(string)
   })
   default = null
+
+  validation {
+    condition     = var.network == null || try(!strcontains(var.network.network, "/") && !strcontains(var.network.subnetwork, "/"), false)
+    error_message = "The network.network and network.subnetwork must be names such as \"platform\", not resource paths: Direct VPC egress takes names."
+  }
 }
 
 variable "cloudsql" {
-  description = "Cloud SQL access (manifest database: true): enabled grants Cloud SQL client and instance user on this instance only and creates the IAM database user of the runtime service account, with database_roles (PostgreSQL roles granted to it)."
+  description = "Cloud SQL access (manifest database: true), null for none: Cloud SQL client and instance user on this instance only, and an IAM database user for the runtime service account with database_roles (PostgreSQL roles granted to it; never cloudsqlsuperuser: the migrator job owns the schema and grants each function role its own tables); pool_size, the connections each instance opens at most (DB_MAX_CONNS), which with max_instances makes the function's share of the server's max_connections (the database_connections output). The database user is abandoned on destroy (deletion_policy ABANDON) because objects it owns or was granted keep PostgreSQL from dropping it."
   type = object({
-    enabled                  = bool
-    instance_name            = optional(string)
-    instance_connection_name = optional(string)
-    database                 = optional(string)
+    instance_name            = string
+    instance_connection_name = string
+    database                 = string
     database_roles           = optional(list(string), [])
+    pool_size                = optional(number, 10)
   })
-  default  = { enabled = false }
-  nullable = false
+  default = null
 
   validation {
-    condition     = !var.cloudsql.enabled || (var.cloudsql.instance_name != null && var.cloudsql.instance_connection_name != null && var.cloudsql.database != null)
-    error_message = "When cloudsql.enabled is true, instance_name, instance_connection_name and database are required."
+    condition     = var.cloudsql == null || try(var.cloudsql.pool_size >= 1, false)
+    error_message = "The cloudsql.pool_size must be at least 1."
+  }
+
+  validation {
+    condition     = var.cloudsql == null || try(!contains(var.cloudsql.database_roles, "cloudsqlsuperuser"), false)
+    error_message = "A function's database user must not get cloudsqlsuperuser: only the migrator owns the schema."
   }
 }
 
 variable "bigquery" {
-  description = "BigQuery write access (manifest bigquery: true): enabled grants roles/bigquery.dataEditor on this dataset only."
+  description = "BigQuery write access (manifest bigquery: true), null for none: roles/bigquery.dataEditor on this dataset only."
   type = object({
-    enabled    = bool
-    dataset_id = optional(string)
+    dataset_id = string
   })
-  default  = { enabled = false }
-  nullable = false
-
-  validation {
-    condition     = !var.bigquery.enabled || var.bigquery.dataset_id != null
-    error_message = "When bigquery.enabled is true, dataset_id is required."
-  }
+  default = null
 }

@@ -50,7 +50,7 @@ resource "google_monitoring_alert_policy" "dead_letters" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "Messages reached the dead-letter topic `${each.key}`: the consumer gave up on them (permanent error or too many attempts). They are archived in BigQuery (`dead_letters`) unless this is the archive's own topic, whose messages wait in its retained subscription. Inspect and replay with the operator CLI (docs/operations.md)."
+    content   = "Messages reached the dead-letter topic `${each.key}`: the consumer gave up on them (permanent error or too many attempts). They are archived in BigQuery (`dead_letters`) unless this is the archive's own topic, whose messages wait in its retained subscription. Inspect and replay with the operator CLI (tools/cmd/eventctl, see docs/demo.md)."
   }
 }
 

@@ -30,7 +30,7 @@ variable "default_notification_channels" {
 }
 
 variable "functions" {
-  description = "Functions and HTTP services by name (the event-function module's outputs): team, service_name and subscriptions (topic => subscription name; none for an HTTP service)."
+  description = "Functions and HTTP services by name (the event-function module's outputs): team, service_name (the short Cloud Run service name, the service_name label of run.googleapis.com metrics; a full resource name is refused) and subscriptions (topic => subscription name; none for an HTTP service)."
   type = map(object({
     team          = string
     service_name  = string
@@ -38,6 +38,11 @@ variable "functions" {
   }))
   default  = {}
   nullable = false
+
+  validation {
+    condition     = alltrue([for f in var.functions : !strcontains(f.service_name, "/")])
+    error_message = "Each functions service_name must be the short Cloud Run service name: metrics label service_name with it, so a full resource name (projects/.../services/x) never matches."
+  }
 }
 
 variable "topics" {
@@ -80,5 +85,9 @@ variable "thresholds" {
       var.thresholds.duration_seconds >= 0
     )
     error_message = "Thresholds: oldest_unacked_age_seconds >= 60, error_ratio in (0,1), SQL utilisations in (0,1], duration_seconds >= 0."
+  }
+  validation {
+    condition     = var.thresholds.duration_seconds % 60 == 0
+    error_message = "The thresholds.duration_seconds must be a multiple of 60: Cloud Monitoring rejects other condition durations."
   }
 }

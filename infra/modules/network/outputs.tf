@@ -20,10 +20,11 @@ output "private_services_range" {
 }
 
 output "egress" {
-  description = "The network and subnetwork for the functions' direct VPC egress (the event-function network input)."
+  description = "The network and subnetwork names (Direct VPC egress takes names, not ids) and the subnetwork's region: the event-function network input."
   value = {
-    network    = google_compute_network.default.id
-    subnetwork = google_compute_subnetwork.default.id
+    network           = google_compute_network.default.name
+    subnetwork        = google_compute_subnetwork.default.name
+    subnetwork_region = google_compute_subnetwork.default.region
   }
   depends_on = [google_service_networking_connection.default]
 }

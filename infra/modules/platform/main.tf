@@ -9,6 +9,15 @@ locals {
   repo_root = "${path.module}/../../.."
 
   shared_labels = { team = var.platform_team }
+
+  # Connections each database client may hold: max instances x pool size
+  # (DB_MAX_CONNS: the manifest's env wins over the environment's pool_size).
+  pool_size  = { for name, f in module.manifests.functions : name => tonumber(lookup(f.env, "DB_MAX_CONNS", var.database.pool_size)) if f.database }
+  db_clients = { for name, pool in local.pool_size : name => module.manifests.functions[name].resources.max_instances * pool }
+
+  # HTTP services are reachable: through the load balancer, or directly
+  # with IAM authentication when there is none (dev).
+  http_ingress = var.orders_api.load_balancer == null ? "ALLOW_ALL" : "ALLOW_INTERNAL_AND_GCLB"
 }
 
 module "manifests" {
@@ -22,7 +31,9 @@ module "project" {
   region     = var.region
   env        = var.env
   labels     = local.shared_labels
-  secrets    = module.manifests.secrets
+
+  source_bucket   = var.source_bucket
+  image_retention = var.image_retention
 }
 
 module "network" {
@@ -64,9 +75,18 @@ module "postgres" {
     disk_size_gb        = var.database.disk_size_gb
     availability_type   = var.database.availability_type
     deletion_protection = var.database.deletion_protection
+    max_connections     = var.database.max_connections
   }
   backup = {
-    retained_backups = var.database.retained_backups
+    retained_backups               = var.database.retained_backups
+    transaction_log_retention_days = var.database.transaction_log_retention_days
+  }
+  clients = local.db_clients
+  migrations = {
+    image          = var.database.migrator_image
+    network        = module.network.egress.network
+    subnetwork     = module.network.egress.subnetwork
+    function_users = { for name in keys(local.pool_size) : name => module.functions[name].database_user }
   }
 }
 
@@ -86,47 +106,48 @@ module "analytics" {
   depends_on = [module.project]
 }
 
-# One function per manifest, of either kind: a cloudevent function with its
-# push subscriptions and dead-letter topic, or an http one (the orders API)
-# whose callers module.http_services adds.
+# One function per manifest: with a push trigger (kind cloudevent: push
+# subscriptions and a dead-letter topic) or without one (kind http, the
+# orders API, whose callers and load balancer module.http_services adds).
+# Optional features are null when the manifest does not use them.
 module "functions" {
   source   = "../event-function"
   for_each = module.manifests.functions
 
-  project_id           = var.project_id
-  region               = var.region
-  name                 = each.key
-  kind                 = each.value.kind
-  ingress              = each.value.kind == "http" ? var.orders_api.ingress : "ALLOW_INTERNAL_ONLY"
-  env                  = var.env
-  team                 = each.value.team
-  entry_point          = each.value.entry_point
-  resources            = each.value.resources
-  min_instances        = var.min_instances
-  environment          = each.value.env
-  secret_environment   = each.value.secret_env
-  publishes            = each.value.publishes
-  subscriptions        = each.value.subscriptions
-  dead_letter_topic    = each.value.dead_letter_topic
-  topics               = module.topics
-  pubsub_service_agent = module.project.pubsub_service_agent
-  build                = module.project.build
-  network              = module.network.egress
+  project_id         = var.project_id
+  region             = var.region
+  name               = each.key
+  ingress            = each.value.kind == "http" ? local.http_ingress : "ALLOW_INTERNAL_ONLY"
+  env                = var.env
+  team               = each.value.team
+  entry_point        = each.value.entry_point
+  resources          = each.value.resources
+  min_instances      = var.min_instances
+  environment        = each.value.env
+  secret_environment = each.value.secret_env
+  publishes          = each.value.publishes
+  topics             = module.topics
+  build              = module.project.build
+  network            = module.network.egress
   source_archive = {
     bucket = module.project.source_bucket
     object = lookup(var.function_sources, each.key, "${each.key}.zip")
   }
-  cloudsql = {
-    enabled                  = each.value.database
+  trigger = each.value.kind == "cloudevent" ? {
+    dead_letter_topic    = each.value.dead_letter_topic
+    pubsub_service_agent = module.project.pubsub_service_agent
+    subscriptions        = each.value.subscriptions
+  } : null
+  cloudsql = each.value.database ? {
     instance_name            = module.postgres.cloudsql.instance_name
     instance_connection_name = module.postgres.cloudsql.instance_connection_name
     database                 = module.postgres.cloudsql.database
-    database_roles           = var.database.database_roles
-  }
-  bigquery = {
-    enabled    = each.value.bigquery
+    database_roles           = var.database.function_roles
+    pool_size                = local.pool_size[each.key]
+  } : null
+  bigquery = each.value.bigquery ? {
     dataset_id = module.analytics.dataset_id
-  }
+  } : null
 }
 
 # Who may call each HTTP service: the invokers and the outbox relay job.
@@ -139,6 +160,12 @@ module "http_services" {
   name       = each.key
   service    = module.functions[each.key]
   invokers   = var.orders_api.invokers
+  labels     = { team = each.value.team, env = var.env }
+  load_balancer = var.orders_api.load_balancer == null ? null : {
+    domains               = lookup(var.orders_api.load_balancer.domains, each.key, [])
+    rate_limit            = var.orders_api.load_balancer.rate_limit
+    allowed_source_ranges = var.orders_api.load_balancer.allowed_source_ranges
+  }
   scheduled_jobs = {
     outbox-relay = {
       path     = var.orders_api.outbox_relay_path
@@ -159,21 +186,5 @@ module "monitoring" {
   database = {
     instance_name = module.postgres.name
     team          = var.platform_team
-  }
-}
-
-module "build_triggers" {
-  source           = "../build-triggers"
-  project_id       = var.project_id
-  env              = var.env
-  functions        = module.manifests.functions
-  require_approval = var.build.require_approval
-  service_account  = var.build.service_account
-  state_bucket     = var.build.state_bucket
-  source_bucket    = module.project.source_bucket
-  github = {
-    owner  = var.build.github_owner
-    name   = var.build.github_name
-    branch = var.build.branch
   }
 }

@@ -15,6 +15,8 @@ output "http_services" {
     for name, s in module.http_services : name => {
       uri             = s.uri
       service_account = module.functions[name].service_account_email
+      urls            = s.urls
+      ip_address      = s.ip_address
     }
   }
 }
@@ -39,7 +41,7 @@ output "analytics_dataset" {
   value       = module.analytics.dataset_id
 }
 
-output "build_triggers" {
-  description = "Cloud Build trigger ids by function."
-  value       = module.build_triggers.ids
+output "migrations" {
+  description = "The migration job the pipeline runs before deploying functions: job, location, service_account and database_user of the migrator."
+  value       = module.postgres.migrations
 }

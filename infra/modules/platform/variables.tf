@@ -39,6 +39,27 @@ variable "function_sources" {
   }
 }
 
+variable "source_bucket" {
+  description = "Bucket of function source archives, created by the bootstrap module before the first pipeline run (its source_bucket output, \"<project_id>-function-sources\" by default)."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$", var.source_bucket))
+    error_message = "The source_bucket must be a Cloud Storage bucket name."
+  }
+}
+
+variable "image_retention" {
+  description = "Artifact Registry cleanup of the function images (the project-services module's image_retention; unset values keep its defaults)."
+  type = object({
+    keep_count        = optional(number)
+    delete_after_days = optional(number)
+  })
+  default  = {}
+  nullable = false
+}
+
 variable "platform_team" {
   description = "Team that runs the shared pieces (project, network, database, build) and receives their alerts."
   type        = string
@@ -60,14 +81,18 @@ variable "network" {
 }
 
 variable "database" {
-  description = "Cloud SQL sizing and protection: tier, disk_size_gb, availability_type (REGIONAL for HA), deletion_protection, retained_backups (unset values keep the postgres module's defaults), and the PostgreSQL roles given to function users (they run their own migrations)."
+  description = "Cloud SQL: tier, disk_size_gb, availability_type (REGIONAL for HA), deletion_protection, retained_backups and transaction_log_retention_days (unset values keep the postgres module's defaults; backups must outnumber log days), max_connections (the server flag), pool_size (DB_MAX_CONNS of each function unless its manifest env sets it; max instances x pool size, summed over functions, must fit in max_connections), function_roles (PostgreSQL roles given to every function user; never cloudsqlsuperuser) and migrator_image (the migration job's first image; the pipeline sets the image of each release)."
   type = object({
-    tier                = optional(string)
-    disk_size_gb        = optional(number)
-    availability_type   = optional(string)
-    deletion_protection = optional(bool)
-    retained_backups    = optional(number, 7)
-    database_roles      = optional(list(string), ["cloudsqlsuperuser"])
+    tier                           = optional(string)
+    disk_size_gb                   = optional(number)
+    availability_type              = optional(string)
+    deletion_protection            = optional(bool)
+    retained_backups               = optional(number, 14)
+    transaction_log_retention_days = optional(number, 7)
+    max_connections                = optional(number, 100)
+    pool_size                      = optional(number, 2)
+    function_roles                 = optional(list(string), [])
+    migrator_image                 = optional(string, "us-docker.pkg.dev/cloudrun/container/job:latest")
   })
   default  = {}
   nullable = false
@@ -75,6 +100,14 @@ variable "database" {
   validation {
     condition     = var.database.tier == null || can(regex("^db-", var.database.tier))
     error_message = "The database.tier must be a Cloud SQL tier such as \"db-custom-1-3840\"."
+  }
+  validation {
+    condition     = !contains(var.database.function_roles, "cloudsqlsuperuser")
+    error_message = "The database.function_roles must not include cloudsqlsuperuser: only the migrator owns the schema."
+  }
+  validation {
+    condition     = var.database.pool_size >= 1
+    error_message = "The database.pool_size must be at least 1."
   }
 }
 
@@ -97,12 +130,19 @@ variable "min_instances" {
 }
 
 variable "orders_api" {
-  description = "Exposure of the HTTP services (the orders API): ingress, the IAM members allowed to call it (never allUsers), and the path and cron schedule of the outbox relay job."
+  description = "Exposure of the HTTP services (the orders API): the IAM members allowed to call them (never allUsers), the path and cron schedule of the outbox relay job, and load_balancer: null for authenticated direct access (ingress ALLOW_ALL, dev), or an external HTTPS load balancer with Cloud Armor (ingress ALLOW_INTERNAL_AND_GCLB): domains by service name, rate_limit and allowed_source_ranges (the http-service module's load_balancer)."
   type = object({
-    ingress           = optional(string, "ALLOW_INTERNAL_AND_GCLB")
     invokers          = optional(map(string), {})
     outbox_relay_cron = optional(string, "* * * * *")
     outbox_relay_path = optional(string, "/internal/outbox/relay")
+    load_balancer = optional(object({
+      domains = map(list(string))
+      rate_limit = optional(object({
+        count        = optional(number, 600)
+        interval_sec = optional(number, 60)
+      }), {})
+      allowed_source_ranges = optional(list(string), [])
+    }))
   })
   default  = {}
   nullable = false
@@ -127,17 +167,4 @@ variable "alerting" {
     condition     = alltrue([for k in keys(var.alerting.thresholds) : contains(["oldest_unacked_age_seconds", "error_ratio", "sql_cpu_utilization", "sql_disk_utilization", "duration_seconds"], k)])
     error_message = "The alerting.thresholds keys must be oldest_unacked_age_seconds, error_ratio, sql_cpu_utilization, sql_disk_utilization or duration_seconds."
   }
-}
-
-variable "build" {
-  description = "Cloud Build triggers: GitHub repository and branch, the service account builds run as, the state bucket, and whether builds wait for approval (prod)."
-  type = object({
-    github_owner     = string
-    github_name      = string
-    branch           = optional(string, "^main$")
-    service_account  = string
-    state_bucket     = string
-    require_approval = optional(bool, false)
-  })
-  nullable = false
 }

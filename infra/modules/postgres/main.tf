@@ -8,7 +8,10 @@ locals {
     "log_lock_waits"                      = "on"
     "log_min_duration_statement"          = "1000"
     "idle_in_transaction_session_timeout" = "60000"
+    "max_connections"                     = tostring(var.instance.max_connections)
   }, var.database_flags)
+
+  client_connections = sum(concat([0], values(var.clients)))
 }
 
 resource "google_sql_database_instance" "default" {
@@ -68,6 +71,13 @@ resource "google_sql_database_instance" "default" {
       }
     }
   }
+
+  lifecycle {
+    precondition {
+      condition     = local.client_connections + var.reserved_connections <= tonumber(local.flags["max_connections"])
+      error_message = "The clients can open ${local.client_connections} connections (max instances x pool size, by client: ${jsonencode(var.clients)}) plus ${var.reserved_connections} reserved, more than max_connections ${local.flags["max_connections"]}: lower max_instances or pool sizes, or raise instance.max_connections (and the tier)."
+    }
+  }
 }
 
 resource "google_sql_database" "default" {
@@ -84,4 +94,6 @@ resource "google_sql_user" "iam" {
   name           = each.value.type == "CLOUD_IAM_SERVICE_ACCOUNT" ? trimsuffix(each.value.email, ".gserviceaccount.com") : each.value.email
   type           = each.value.type
   database_roles = each.value.database_roles
+  # Grants and owned objects keep PostgreSQL from dropping a role.
+  deletion_policy = "ABANDON"
 }

@@ -36,3 +36,13 @@ output "iam_users" {
   description = "Names of the extra IAM database users by key."
   value       = { for k, u in google_sql_user.iam : k => u.name }
 }
+
+output "migrations" {
+  description = "The migration job: job name, its location and the migrator's service account email and database user; null without var.migrations."
+  value = local.migrate ? {
+    job             = google_cloud_run_v2_job.migrate[0].name
+    location        = google_cloud_run_v2_job.migrate[0].location
+    service_account = google_service_account.migrator[0].email
+    database_user   = google_sql_user.migrator[0].name
+  } : null
+}

@@ -69,7 +69,7 @@ variable "database" {
 }
 
 variable "instance" {
-  description = "Size and availability: tier, edition, disk size in GB, availability_type (ZONAL or REGIONAL for high availability) and deletion protection (keep true in prod)."
+  description = "Size and availability: tier, edition, disk size in GB, availability_type (ZONAL or REGIONAL for high availability), deletion protection (keep true in prod) and max_connections (set as the PostgreSQL flag; the clients' connections plus reserved_connections must fit in it)."
   type = object({
     tier                = optional(string, "db-custom-1-3840")
     edition             = optional(string, "ENTERPRISE")
@@ -77,9 +77,15 @@ variable "instance" {
     disk_autoresize     = optional(bool, true)
     availability_type   = optional(string, "ZONAL")
     deletion_protection = optional(bool, true)
+    max_connections     = optional(number, 100)
   })
   default  = {}
   nullable = false
+
+  validation {
+    condition     = var.instance.max_connections >= 25 && var.instance.max_connections <= 262143
+    error_message = "The instance.max_connections must be 25..262143."
+  }
 
   validation {
     condition     = contains(["ZONAL", "REGIONAL"], var.instance.availability_type)
@@ -113,6 +119,10 @@ variable "backup" {
   validation {
     condition     = var.backup.transaction_log_retention_days >= 1 && var.backup.transaction_log_retention_days <= 7 && var.backup.retained_backups >= 1
     error_message = "The backup.transaction_log_retention_days must be 1..7 and retained_backups at least 1."
+  }
+  validation {
+    condition     = var.backup.retained_backups > var.backup.transaction_log_retention_days
+    error_message = "The backup.retained_backups must be greater than backup.transaction_log_retention_days: Cloud SQL rejects a backup retention that is not (API error 400)."
   }
 }
 
@@ -171,7 +181,48 @@ variable "iam_users" {
   nullable = false
 
   validation {
+    condition     = alltrue([for k, u in var.iam_users : !contains(u.database_roles, "cloudsqlsuperuser")])
+    error_message = "No iam_users entry may get cloudsqlsuperuser: the migrator is the only owner of the schema."
+  }
+
+  validation {
     condition     = alltrue([for k, u in var.iam_users : contains(["CLOUD_IAM_SERVICE_ACCOUNT", "CLOUD_IAM_USER", "CLOUD_IAM_GROUP"], u.type)])
     error_message = "Each iam_users type must be CLOUD_IAM_SERVICE_ACCOUNT, CLOUD_IAM_USER or CLOUD_IAM_GROUP."
+  }
+}
+
+variable "clients" {
+  description = "Most connections each client can hold open, by name (a function's max instances x pool size): their sum plus reserved_connections must not exceed instance.max_connections, or instances fail to connect under load."
+  type        = map(number)
+  default     = {}
+  nullable    = false
+}
+
+variable "reserved_connections" {
+  description = "Connections kept free of the clients: Cloud SQL's superuser reserve, the migrator job, operators."
+  type        = number
+  default     = 10
+  nullable    = false
+}
+
+variable "migrations" {
+  description = "Migration job (null for none): a Cloud Run v2 job \"<name>-migrate\" running image with command (default [\"migrate\", \"up\"]) as the dedicated migrator service account, the only IAM database user with cloudsqlsuperuser, so it owns the schema. It reaches the private IP through Direct VPC egress (network and subnetwork names). function_users maps each function to its IAM database user: the job receives them as MIGRATE_FUNCTION_USERS (JSON) and must grant each only its own tables (docs/infrastructure.md, \"What the Go side must provide\"). The pipeline sets the image of each release and runs the job before deploying functions."
+  type = object({
+    image          = string
+    command        = optional(list(string), ["migrate", "up"])
+    timeout        = optional(string, "600s")
+    network        = string
+    subnetwork     = string
+    function_users = optional(map(string), {})
+  })
+  default = null
+
+  validation {
+    condition     = var.migrations == null || try(!strcontains(var.migrations.network, "/") && !strcontains(var.migrations.subnetwork, "/"), false)
+    error_message = "The migrations.network and migrations.subnetwork must be names, not resource paths: Direct VPC egress takes names."
+  }
+  validation {
+    condition     = var.migrations == null || try(can(regex("^[0-9]+s$", var.migrations.timeout)), false)
+    error_message = "The migrations.timeout must be whole seconds such as \"600s\"."
   }
 }

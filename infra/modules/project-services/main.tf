@@ -1,18 +1,18 @@
-# Everything the platform needs before any function exists: APIs, the
-# bucket of source archives, the image repository, the identity that builds
-# function images, the Pub/Sub service agent's address and secret containers.
+# Everything the platform needs before any function exists: APIs, the image
+# repository, the identity that builds function images and the Pub/Sub
+# service agent's address. The source bucket and the secret containers exist
+# before the first pipeline run: the bootstrap module creates them.
 
 locals {
-  labels      = merge(var.labels, { env = var.env })
-  bucket_name = coalesce(var.source_bucket.name, "${var.project_id}-function-sources")
+  labels = merge(var.labels, { env = var.env })
   # The Pub/Sub service agent forwards dead letters and signs push tokens.
   pubsub_service_agent = "service-${data.google_project.default.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
-  builder_roles = toset([
-    "roles/cloudbuild.builds.builder",
-    "roles/logging.logWriter",
-    "roles/artifactregistry.writer",
-  ])
+  # The function builder writes build logs; everything else it may touch is
+  # granted on the one repository and the one bucket (iam.tf), never
+  # project-wide: no roles/cloudbuild.builds.builder, which reaches every
+  # bucket of the project.
+  builder_roles = toset(["roles/logging.logWriter"])
 }
 
 data "google_project" "default" {
@@ -27,31 +27,6 @@ resource "google_project_service" "default" {
   disable_on_destroy = false
 }
 
-resource "google_storage_bucket" "sources" {
-  project                     = var.project_id
-  name                        = local.bucket_name
-  location                    = var.region
-  labels                      = local.labels
-  uniform_bucket_level_access = true
-  public_access_prevention    = "enforced"
-  force_destroy               = var.source_bucket.force_destroy
-
-  versioning {
-    enabled = true
-  }
-
-  lifecycle_rule {
-    action {
-      type = "Delete"
-    }
-    condition {
-      days_since_noncurrent_time = var.source_bucket.noncurrent_age_days
-    }
-  }
-
-  depends_on = [google_project_service.default]
-}
-
 resource "google_artifact_registry_repository" "default" {
   project       = var.project_id
   location      = var.region
@@ -59,11 +34,23 @@ resource "google_artifact_registry_repository" "default" {
   format        = "DOCKER"
   labels        = local.labels
 
+  # KEEP wins over DELETE: the newest versions of every function's image
+  # (the running revision's among them) stay, older ones go.
+  cleanup_policy_dry_run = false
+
   cleanup_policies {
     id     = "keep-recent"
     action = "KEEP"
     most_recent_versions {
-      keep_count = 10
+      keep_count = var.image_retention.keep_count
+    }
+  }
+
+  cleanup_policies {
+    id     = "delete-old"
+    action = "DELETE"
+    condition {
+      older_than = "${var.image_retention.delete_after_days * 86400}s"
     }
   }
 
@@ -74,20 +61,6 @@ resource "google_service_account" "builder" {
   project      = var.project_id
   account_id   = "function-builder"
   display_name = "Builds function images from source archives"
-
-  depends_on = [google_project_service.default]
-}
-
-resource "google_secret_manager_secret" "default" {
-  for_each = var.secrets
-
-  project   = var.project_id
-  secret_id = each.value
-  labels    = local.labels
-
-  replication {
-    auto {}
-  }
 
   depends_on = [google_project_service.default]
 }

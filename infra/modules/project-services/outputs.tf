@@ -10,8 +10,8 @@ output "pubsub_service_agent" {
 }
 
 output "source_bucket" {
-  description = "Name of the bucket of function source archives."
-  value       = google_storage_bucket.sources.name
+  description = "Name of the bucket of function source archives, once the builder may read it."
+  value       = var.source_bucket
   depends_on  = [google_storage_bucket_iam_member.builder]
 }
 
@@ -26,12 +26,7 @@ output "build" {
     service_account   = google_service_account.builder.id
     docker_repository = google_artifact_registry_repository.default.id
   }
-  depends_on = [google_project_iam_member.builder, google_storage_bucket_iam_member.builder]
-}
-
-output "secrets" {
-  description = "Secret ids created, by id."
-  value       = { for k, s in google_secret_manager_secret.default : k => s.id }
+  depends_on = [google_project_iam_member.builder, google_storage_bucket_iam_member.builder, google_artifact_registry_repository_iam_member.builder]
 }
 
 output "services" {

@@ -58,18 +58,23 @@ variable "services" {
 }
 
 variable "source_bucket" {
-  description = "Bucket for function source archives: name (globally unique; null means \"<project_id>-function-sources\") and how many days superseded archives are kept."
+  description = "Name of the bucket of function source archives (created by the bootstrap module before the first pipeline run); the function builder may read it, and nothing else in Cloud Storage."
+  type        = string
+  nullable    = false
+}
+
+variable "image_retention" {
+  description = "Artifact Registry cleanup: keep the keep_count newest versions of each image (the running one among them) and delete versions older than delete_after_days."
   type = object({
-    name                = optional(string)
-    noncurrent_age_days = optional(number, 30)
-    force_destroy       = optional(bool, false)
+    keep_count        = optional(number, 10)
+    delete_after_days = optional(number, 30)
   })
   default  = {}
   nullable = false
 
   validation {
-    condition     = var.source_bucket.noncurrent_age_days >= 1
-    error_message = "The source_bucket.noncurrent_age_days must be at least 1."
+    condition     = var.image_retention.keep_count >= 1 && var.image_retention.delete_after_days >= 1
+    error_message = "The image_retention.keep_count and delete_after_days must be at least 1."
   }
 }
 
@@ -82,17 +87,5 @@ variable "artifact_repository_id" {
   validation {
     condition     = can(regex("^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$", var.artifact_repository_id))
     error_message = "The artifact_repository_id must be lowercase letters, digits or dashes, starting with a letter."
-  }
-}
-
-variable "secrets" {
-  description = "Secret Manager secret ids to create (the containers; values are added out of band as versions). Usually the manifests module's secrets output."
-  type        = set(string)
-  default     = []
-  nullable    = false
-
-  validation {
-    condition     = alltrue([for s in var.secrets : can(regex("^[A-Za-z0-9_-]{1,255}$", s))])
-    error_message = "Each secret id must be 1-255 letters, digits, dashes or underscores."
   }
 }

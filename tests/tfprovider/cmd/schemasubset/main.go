@@ -23,7 +23,7 @@ import (
 
 // prefixes are the resource and data source type prefixes kept: the services
 // the design uses (Pub/Sub, Cloud Functions Gen2, Cloud Run, IAM, Cloud SQL,
-// BigQuery, Storage, Artifact Registry, networking, Secret Manager,
+// BigQuery, Storage, Artifact Registry, networking, load balancing, Secret Manager,
 // monitoring, Cloud Scheduler, Cloud Build, logging, KMS) with room to grow.
 var prefixes = []string{
 	"google_pubsub_",
@@ -47,6 +47,15 @@ var prefixes = []string{
 	"google_compute_router",
 	"google_compute_firewall",
 	"google_compute_default_service_account",
+	// The external HTTPS load balancer of an HTTP service (http-service).
+	"google_compute_region_network_endpoint_group",
+	"google_compute_backend_service",
+	"google_compute_url_map",
+	"google_compute_target_https_proxy",
+	"google_compute_target_http_proxy",
+	"google_compute_managed_ssl_certificate",
+	"google_compute_global_forwarding_rule",
+	"google_compute_security_policy",
 	"google_service_networking_",
 	"google_vpc_access_",
 	"google_secret_manager_",
