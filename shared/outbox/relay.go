@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -20,12 +21,12 @@ import (
 
 // Defaults for Config's zero values.
 const (
-	DefaultBatchSize        = 500
+	DefaultBatchSize        = 1000
 	DefaultConcurrency      = 32
 	DefaultPublishTimeout   = 30 * time.Second
 	DefaultRetryBackoff     = time.Second
 	DefaultMaxRetryBackoff  = 5 * time.Minute
-	DefaultMaxInFlight      = 2000
+	DefaultMaxInFlight      = 4000
 	DefaultMaxInFlightBytes = 32 << 20
 	DefaultLease            = time.Minute
 	DefaultStuckAfter       = 15 * time.Minute
@@ -64,7 +65,8 @@ type Config struct {
 	// failed database statement. Default slog.Default().
 	Logger *slog.Logger
 	// BatchSize is the most rows one claim takes (and so the most rows
-	// PublishPending and PublishAfterCommit publish). Default 500.
+	// PublishPending and PublishAfterCommit publish). Default 1000. A claim
+	// also stops at MaxInFlightBytes of messages.
 	BatchSize int
 	// Concurrency bounds the Publish calls in progress at once when
 	// Publisher is not a messaging.AsyncPublisher. Default 32.
@@ -75,8 +77,9 @@ type Config struct {
 	PublishTimeout time.Duration
 	// MaxInFlight and MaxInFlightBytes bound the messages (and their bytes:
 	// data, attributes and ordering key) handed to the publisher and not
-	// yet acknowledged. Defaults 2000 and 32 MiB. A message larger than
-	// MaxInFlightBytes is sent alone.
+	// yet acknowledged. Defaults 4000 and 32 MiB. A message larger than
+	// MaxInFlightBytes is sent alone. The rows of a claim not yet handed
+	// over hold at most MaxInFlightBytes more (plus one row).
 	MaxInFlight      int
 	MaxInFlightBytes int
 	// RetryBackoff delays the retry of a failed row (and so the rest of its
@@ -210,118 +213,146 @@ func (s *Stats) add(o Stats) {
 	s.Skipped += o.Skipped
 }
 
-// The claim statements lease rows in one autocommit statement. A
-// candidate head is a pending row that is not parked, not in backoff, not
-// under a live lease and the oldest pending row of its key (key-less rows
-// are all heads). Each head brings its key's later pending rows in id
-// order, up to the key's first parked row; heads are taken oldest first,
-// rows in (head, id) order, $3 rows in all. The heads actually used are
-// locked FOR UPDATE SKIP LOCKED, so of two relays claiming at once only
-// one gets a key; the other either skips it or, if the first committed
-// already, finds the lease on re-check. Every row is re-checked as it is
-// updated (not published, no live lease).
+// The claim statements lease the heads of keys in one autocommit
+// statement. A candidate head is a pending row that is not parked, not in
+// backoff, not under a live lease and the oldest pending row of its key
+// (key-less rows are all heads). Each head brings its key's later pending
+// rows in id order, up to the key's first parked row; heads are taken
+// oldest first, rows in (head, id) order, $3 rows in all. The heads
+// actually used are locked FOR UPDATE SKIP LOCKED and leased, so of two
+// relays claiming at once only one gets a key: the other skips the locked
+// head or, if the first committed already, finds its lease on re-check.
 //
-// $1 token, $2 lease seconds, $3 limit, and for claimGivenSQL $4 the ids.
+// Leasing the head is enough to own the whole key: while the head is
+// pending, no later row of its key is a head, so nobody else can claim
+// them. The owner therefore marks the later rows published as their
+// acknowledgements arrive, but the head only when it settles the claim,
+// which frees the key.
+//
+// The claim also stops once the rows reach $5 bytes (MaxInFlightBytes;
+// at least one row), so claimed rows waiting to be handed to the publisher
+// never hold more than that in memory.
+//
+// $1 token, $2 lease seconds, $3 limit, $4 the ids (claimGivenSQL only,
+// NULL for claimPendingSQL), $5 the byte limit.
 const claimPendingSQL = `
-WITH cand AS (
-	SELECT o.id, o.topic, o.ordering_key, 9223372036854775807::bigint AS max_id
-	FROM outbox o
-	WHERE o.published_at IS NULL
-	  AND o.next_attempt_at <= now()
-	  AND o.parked_at IS NULL
-	  AND (o.lease_until IS NULL OR o.lease_until < now())
-	  AND (o.ordering_key = '' OR NOT EXISTS (
-	        SELECT 1 FROM outbox p
-	        WHERE p.published_at IS NULL AND p.topic = o.topic
-	          AND p.ordering_key = o.ordering_key AND p.id < o.id))
-	ORDER BY o.id
-	LIMIT $3)` + claimTailSQL
+WITH picked0 AS (
+	SELECT c.id AS head, r.id, r.size
+	FROM (
+		SELECT o.id, o.topic, o.ordering_key, 9223372036854775807::bigint AS max_id
+		FROM outbox o
+		WHERE o.published_at IS NULL
+		  AND o.next_attempt_at <= now()
+		  AND o.parked_at IS NULL
+		  AND (o.lease_until IS NULL OR o.lease_until < now())
+		  AND (o.ordering_key = '' OR NOT EXISTS (
+		        SELECT 1 FROM outbox p
+		        WHERE p.published_at IS NULL AND p.topic = o.topic
+		          AND p.ordering_key = o.ordering_key AND p.id < o.id))
+		  AND $4::bigint[] IS NULL
+		ORDER BY o.id
+		LIMIT $3) AS c` + claimTailSQL
 
 const claimGivenSQL = `
-WITH cand AS (
-	SELECT o.id, o.topic, o.ordering_key,
-	       (SELECT max(g.id) FROM outbox g
-	        WHERE g.id = ANY($4::bigint[]) AND g.topic = o.topic AND g.ordering_key = o.ordering_key) AS max_id
-	FROM outbox o
-	WHERE o.id = ANY($4::bigint[])
-	  AND o.published_at IS NULL
-	  AND o.parked_at IS NULL
-	  AND (o.lease_until IS NULL OR o.lease_until < now())
-	  AND (o.ordering_key = '' OR NOT EXISTS (
-	        SELECT 1 FROM outbox p
-	        WHERE p.published_at IS NULL AND p.topic = o.topic
-	          AND p.ordering_key = o.ordering_key AND p.id < o.id))
-	ORDER BY o.id
-	LIMIT $3)` + claimTailSQL
+WITH picked0 AS (
+	SELECT c.id AS head, r.id, r.size
+	FROM (
+		SELECT o.id, o.topic, o.ordering_key,
+		       (SELECT max(g.id) FROM outbox g
+		        WHERE g.id = ANY($4::bigint[]) AND g.topic = o.topic AND g.ordering_key = o.ordering_key) AS max_id
+		FROM outbox o
+		WHERE o.id = ANY($4::bigint[])
+		  AND o.published_at IS NULL
+		  AND o.parked_at IS NULL
+		  AND (o.lease_until IS NULL OR o.lease_until < now())
+		  AND (o.ordering_key = '' OR NOT EXISTS (
+		        SELECT 1 FROM outbox p
+		        WHERE p.published_at IS NULL AND p.topic = o.topic
+		          AND p.ordering_key = o.ordering_key AND p.id < o.id))
+		ORDER BY o.id
+		LIMIT $3) AS c` + claimTailSQL
 
-const claimTailSQL = `,
-picked AS (
-	SELECT c.id AS head, r.id
-	FROM cand c
+const claimTailSQL = `
 	CROSS JOIN LATERAL (
-		SELECT x.id FROM outbox x
-		WHERE c.ordering_key <> '' AND x.published_at IS NULL
-		  AND x.topic = c.topic AND x.ordering_key = c.ordering_key
-		  AND x.id >= c.id AND x.id <= c.max_id
-		  AND x.id < coalesce((
-		        SELECT min(z.id) FROM outbox z
-		        WHERE z.parked_at IS NOT NULL AND z.published_at IS NULL
-		          AND z.topic = c.topic AND z.ordering_key = c.ordering_key), 9223372036854775807)
-		ORDER BY x.id
-		LIMIT $3) AS r
-	UNION ALL
-	SELECT c.id, c.id FROM cand c WHERE c.ordering_key = ''
-	ORDER BY 1, 2
-	LIMIT $3),
-locked AS (
+		SELECT c.id AS id, (SELECT octet_length(k.data) + octet_length(k.attributes::text) FROM outbox k WHERE k.id = c.id) AS size
+		WHERE c.ordering_key = ''
+		UNION ALL
+		(SELECT x.id, octet_length(x.data) + octet_length(x.attributes::text) + octet_length(x.ordering_key) FROM outbox x
+		 WHERE c.ordering_key <> '' AND x.published_at IS NULL
+		   AND x.topic = c.topic AND x.ordering_key = c.ordering_key
+		   AND x.id >= c.id AND x.id <= c.max_id
+		   AND x.id < coalesce((
+		         SELECT min(z.id) FROM outbox z
+		         WHERE z.parked_at IS NOT NULL AND z.published_at IS NULL
+		           AND z.topic = c.topic AND z.ordering_key = c.ordering_key), 9223372036854775807)
+		 ORDER BY x.id
+		 LIMIT $3)) AS r
+	ORDER BY c.id, r.id
+	LIMIT $3
+), picked AS MATERIALIZED (
+	SELECT head, id FROM (
+		SELECT head, id, size, sum(size) OVER (ORDER BY head, id) AS total FROM picked0) AS t
+	WHERE total - size < $5::bigint
+), locked AS (
 	SELECT o.id FROM outbox o
 	WHERE o.id IN (SELECT head FROM picked)
 	  AND o.published_at IS NULL
 	  AND (o.lease_until IS NULL OR o.lease_until < now())
-	FOR UPDATE SKIP LOCKED)
-UPDATE outbox u
-SET claimed_by = $1::text, lease_until = now() + make_interval(secs => $2::float8)
-FROM picked p JOIN locked l ON l.id = p.head
-WHERE u.id = p.id
-  AND u.published_at IS NULL
-  AND (u.lease_until IS NULL OR u.lease_until < now() OR u.id = p.head)
-RETURNING u.id, u.topic, u.ordering_key, u.data, u.attributes::text`
+	FOR UPDATE SKIP LOCKED
+), leased AS (
+	UPDATE outbox u
+	SET claimed_by = $1::text, lease_until = now() + make_interval(secs => $2::float8)
+	FROM locked l
+	WHERE u.id = l.id
+	RETURNING u.id
+)
+SELECT x.id, x.topic, x.ordering_key, x.data, x.attributes::text, x.id = p.head
+FROM picked p
+JOIN leased l ON l.id = p.head
+JOIN outbox x ON x.id = p.id
+ORDER BY x.id`
 
-// markPublishedSQL records acknowledged rows. It does not check the
-// lease: a row that was acknowledged is published, whoever holds it now.
+// markPublishedSQL records acknowledged rows that are not the head of
+// their claim. It does not check the lease: a row that was acknowledged is
+// published, whoever holds it now.
 const markPublishedSQL = `
 UPDATE outbox
-SET published_at = clock_timestamp(), attempts = attempts + 1, last_error = NULL,
-    claimed_by = NULL, lease_until = NULL
+SET published_at = clock_timestamp(), attempts = attempts + 1, last_error = NULL
 WHERE id = ANY($1::bigint[]) AND published_at IS NULL`
 
-// settleSQL ends a claim: it records the failed rows ($2 ids, $3 errors)
-// with their backoff and releases the other unpublished rows ($4) of the
-// claim $1, and returns the failed rows with their age.
+// settleSQL ends a claim $1: it marks its acknowledged heads ($7)
+// published, records the failed rows ($2 ids, $3 errors) with their
+// backoff, releases its other heads ($4), and returns the failed rows with
+// their age. Every head leaves its lease, which frees its key.
 const settleSQL = `
-WITH failed AS (
+WITH published AS (
+	UPDATE outbox
+	SET published_at = clock_timestamp(), attempts = attempts + 1, last_error = NULL,
+	    claimed_by = NULL, lease_until = NULL
+	WHERE id = ANY($7::bigint[]) AND published_at IS NULL
+	RETURNING 1
+), failed AS (
 	UPDATE outbox AS o
 	SET attempts = o.attempts + 1,
 	    last_error = f.err,
 	    next_attempt_at = clock_timestamp() + make_interval(secs => least($6::float8, $5::float8 * power(2, o.attempts))),
 	    claimed_by = NULL, lease_until = NULL
 	FROM unnest($2::bigint[], $3::text[]) AS f(id, err)
-	WHERE o.id = f.id AND o.claimed_by = $1 AND o.published_at IS NULL
+	WHERE o.id = f.id AND o.published_at IS NULL
 	RETURNING o.id, o.topic, o.ordering_key, o.attempts,
-	          extract(epoch FROM clock_timestamp() - o.created_at)::float8,
-	          extract(epoch FROM o.next_attempt_at - clock_timestamp())::float8
+	          extract(epoch FROM clock_timestamp() - o.created_at)::float8 AS age,
+	          extract(epoch FROM o.next_attempt_at - clock_timestamp())::float8 AS retry_in
 ), released AS (
 	UPDATE outbox
 	SET claimed_by = NULL, lease_until = NULL
 	WHERE id = ANY($4::bigint[]) AND claimed_by = $1 AND published_at IS NULL
 	RETURNING 1
 )
-SELECT f.*, (SELECT count(*) FROM released) FROM failed f
-UNION ALL
-SELECT NULL, NULL, NULL, NULL, NULL, NULL, (SELECT count(*) FROM released)
-WHERE NOT EXISTS (SELECT 1 FROM failed)`
+SELECT id, topic, ordering_key, attempts, age, retry_in,
+       (SELECT count(*) FROM published) + (SELECT count(*) FROM released)
+FROM failed`
 
-// renewSQL extends the lease of the rows ($2) of claim $1 still pending.
+// renewSQL extends the lease of the heads ($2) of claim $1.
 const renewSQL = `
 UPDATE outbox SET lease_until = now() + make_interval(secs => $3::float8)
 WHERE id = ANY($2::bigint[]) AND claimed_by = $1 AND published_at IS NULL`
@@ -388,6 +419,7 @@ type row struct {
 	key   string
 	data  []byte
 	attrs map[string]string
+	head  bool // the leased head of its key in the claim
 }
 
 func (rw row) size() int {
@@ -403,11 +435,7 @@ func (r *Relay) claim(ctx context.Context, sql, token string) ([]row, error) {
 }
 
 func (r *Relay) claimN(ctx context.Context, sql, token string, limit int, ids []int64) ([]row, error) {
-	args := []any{token, r.cfg.Lease.Seconds(), limit}
-	if ids != nil {
-		args = append(args, ids)
-	}
-	rs, err := r.cfg.Pool.Query(ctx, sql, args...)
+	rs, err := r.cfg.Pool.Query(ctx, sql, token, r.cfg.Lease.Seconds(), limit, ids, int64(r.cfg.MaxInFlightBytes))
 	if err != nil {
 		return nil, err
 	}
@@ -418,7 +446,7 @@ func (r *Relay) claimN(ctx context.Context, sql, token string, limit int, ids []
 			rw    row
 			attrs string
 		)
-		if err := rs.Scan(&rw.id, &rw.topic, &rw.key, &rw.data, &attrs); err != nil {
+		if err := rs.Scan(&rw.id, &rw.topic, &rw.key, &rw.data, &attrs, &rw.head); err != nil {
 			return nil, err
 		}
 		if err := json.Unmarshal([]byte(attrs), &rw.attrs); err != nil {
@@ -432,7 +460,6 @@ func (r *Relay) claimN(ctx context.Context, sql, token string, limit int, ids []
 	if err := rs.Err(); err != nil {
 		return nil, err
 	}
-	slices.SortFunc(out, func(a, b row) int { return int(a.id - b.id) })
 	return out, nil
 }
 
@@ -606,8 +633,10 @@ func (e *engine) await(b *claimBatch, rw row, res messaging.PublishResult, size 
 	case err == nil:
 		b.published[rw.id] = true
 		e.st.Published++
-		e.marks = append(e.marks, rw.id)
-		e.notify()
+		if !rw.head { // the head is marked when the claim settles
+			e.marks = append(e.marks, rw.id)
+			e.notify()
+		}
 	case e.ctx.Err() != nil && errors.Is(err, e.ctx.Err()):
 		e.st.Held++ // the caller gave up; the row was not at fault
 	case rw.key == "":
@@ -705,15 +734,19 @@ func (e *engine) settleClaim(ctx context.Context, b *claimBatch) {
 	for _, f := range failures {
 		isFailed[f.row.id] = true
 	}
-	var release []int64
+	var headsPublished, release []int64
 	for _, rw := range b.rows {
-		if !b.published[rw.id] && !isFailed[rw.id] {
+		switch {
+		case !rw.head:
+		case b.published[rw.id]:
+			headsPublished = append(headsPublished, rw.id)
+		case !isFailed[rw.id]:
 			release = append(release, rw.id)
 		}
 	}
 	paused := b.pausedKeys
 	e.mu.Unlock()
-	slices.SortFunc(failures, func(a, b failure) int { return int(a.row.id - b.row.id) })
+	slices.SortFunc(failures, func(a, b failure) int { return cmp.Compare(a.row.id, b.row.id) })
 
 	ids, msgs := make([]int64, len(failures)), make([]string, len(failures))
 	for i, f := range failures {
@@ -722,36 +755,37 @@ func (e *engine) settleClaim(ctx context.Context, b *claimBatch) {
 			slog.Int64("outbox_id", f.row.id), slog.String("topic", f.row.topic), slog.String("ordering_key", f.row.key),
 			slog.Any("error", f.err))
 	}
-	if len(ids) > 0 || len(release) > 0 {
-		rows, err := r.cfg.Pool.Query(ctx, settleSQL, b.token, ids, msgs, nonNilIDs(release), r.cfg.RetryBackoff.Seconds(), r.cfg.MaxRetryBackoff.Seconds())
+	if len(ids) > 0 || len(release) > 0 || len(headsPublished) > 0 {
+		rows, err := r.cfg.Pool.Query(ctx, settleSQL, b.token, ids, msgs, nonNilIDs(release),
+			r.cfg.RetryBackoff.Seconds(), r.cfg.MaxRetryBackoff.Seconds(), nonNilIDs(headsPublished))
 		if err == nil {
 			for rows.Next() {
 				var (
-					id, attempts  *int64
-					topic, key    *string
-					age, retryIn  *float64
-					releasedCount int64
+					id, attempts, settled int64
+					topic, key            string
+					age, retryIn          float64
 				)
-				if err := rows.Scan(&id, &topic, &key, &attempts, &age, &retryIn, &releasedCount); err != nil {
+				if err := rows.Scan(&id, &topic, &key, &attempts, &age, &retryIn, &settled); err != nil {
 					break
 				}
-				if id == nil || *age < r.cfg.StuckAfter.Seconds() {
+				if age < r.cfg.StuckAfter.Seconds() {
 					continue
 				}
 				var lastErr string
-				if i, ok := slices.BinarySearch(ids, *id); ok {
+				if i, ok := slices.BinarySearch(ids, id); ok {
 					lastErr = msgs[i]
 				}
 				r.cfg.Logger.WarnContext(e.ctx, StuckMessage,
-					slog.Int64("outbox_id", *id), slog.String("topic", *topic), slog.String("ordering_key", *key),
-					slog.Int64("attempts", *attempts), slog.Float64("age_seconds", *age),
-					slog.Float64("retry_in_seconds", *retryIn), slog.String("last_error", lastErr))
+					slog.Int64("outbox_id", id), slog.String("topic", topic), slog.String("ordering_key", key),
+					slog.Int64("attempts", attempts), slog.Float64("age_seconds", age),
+					slog.Float64("retry_in_seconds", retryIn), slog.String("last_error", lastErr))
 			}
 			rows.Close()
 			err = rows.Err()
 		}
 		if err != nil {
-			e.fail(fmt.Errorf("outbox: %s: record %d failures and release %d rows (their lease will expire): %w", e.what, len(ids), len(release), err))
+			e.fail(fmt.Errorf("outbox: %s: settle a claim: record %d failures, %d published heads, release %d (their lease will expire and they will be published again): %w",
+				e.what, len(ids), len(headsPublished), len(release), err))
 		}
 	}
 	// The key's results are all in and its failure is recorded: let the
@@ -779,7 +813,7 @@ func (e *engine) renew() {
 	for b := range e.active {
 		var ids []int64
 		for _, rw := range b.rows {
-			if !b.published[rw.id] {
+			if rw.head {
 				ids = append(ids, rw.id)
 			}
 		}
