@@ -688,3 +688,59 @@ func TestPurgePublished(t *testing.T) {
 		t.Fatalf("negative age: %v", err)
 	}
 }
+
+// TestInFlightIsBounded: however many keys are ready, no more than
+// MaxInFlight messages (and MaxInFlightBytes) are handed to the publisher
+// and unacknowledged at once, and everything is still published once, in
+// order.
+func TestInFlightIsBounded(t *testing.T) {
+	for _, c := range []struct {
+		name           string
+		maxN, maxBytes int
+		wantPeak       int64
+	}{
+		{"messages", 4, 0, 4},
+		{"bytes", 0, 21, 3}, // each message is 7 bytes: data 2, key 3, attributes 2
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			var entries []outbox.Entry
+			for i := range 60 {
+				entries = append(entries, outbox.Entry{Topic: topic, Message: messaging.Message{
+					Data: []byte(fmt.Sprintf("%02d", i)), OrderingKey: fmt.Sprintf("k%02d", i%20), Attributes: map[string]string{"s": "1"}}})
+			}
+			e.write(t, entries...)
+			var inFlight, peak atomic.Int64
+			pub := messaging.PublisherFunc(func(ctx context.Context, topic string, m messaging.Message) (string, error) {
+				n := inFlight.Add(1)
+				defer inFlight.Add(-1)
+				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+				}
+				return e.pub.Publish(ctx, topic, m)
+			})
+			r := e.relay(t, outbox.Config{Logger: quiet, Publisher: pub, Concurrency: 64, MaxInFlight: c.maxN, MaxInFlightBytes: c.maxBytes})
+			st, err := r.Drain(ctx)
+			if err != nil || st.Published != 60 || e.pending(t) != 0 {
+				t.Fatalf("drain %+v, %v, %d pending", st, err, e.pending(t))
+			}
+			if p := peak.Load(); p > c.wantPeak || p < 2 {
+				t.Fatalf("peak %d publishes in flight, want 2..%d", p, c.wantPeak)
+			}
+			var got []string
+			for _, m := range e.ps.Server.Messages() {
+				got = append(got, string(m.Data))
+			}
+			if len(got) != 60 {
+				t.Fatalf("%d messages published, want 60", len(got))
+			}
+			last := map[string]string{}
+			for _, m := range e.ps.Server.Messages() {
+				if string(m.Data) <= last[m.OrderingKey] {
+					t.Fatalf("key %s: %s after %s", m.OrderingKey, m.Data, last[m.OrderingKey])
+				}
+				last[m.OrderingKey] = string(m.Data)
+			}
+		})
+	}
+}
