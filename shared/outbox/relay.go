@@ -515,43 +515,64 @@ func (r *Relay) drain(ctx context.Context, what string, once bool, claim func(co
 	}
 	go e.recorder()
 	var claimed []int64
-	for ctx.Err() == nil {
-		token := newToken()
-		rows, err := claim(ctx, token)
-		if err != nil {
+	type claimResult struct {
+		token string
+		rows  []row
+		err   error
+		at    time.Time
+	}
+	startClaim := func() chan claimResult {
+		ch := make(chan claimResult, 1)
+		go func() {
+			token, at := newToken(), time.Now()
+			rows, err := claim(ctx, token)
+			ch <- claimResult{token, rows, err, at}
+		}()
+		return ch
+	}
+	next := startClaim()
+	for next != nil {
+		res := <-next
+		next = nil
+		if res.err != nil {
 			if ctx.Err() == nil {
-				e.fail(fmt.Errorf("outbox: %s: claim: %w", what, err))
+				e.fail(fmt.Errorf("outbox: %s: claim: %w", what, res.err))
 			}
 			break
 		}
-		if len(rows) == 0 {
+		if len(res.rows) == 0 {
 			e.mu.Lock()
 			n := len(e.active)
 			e.mu.Unlock()
-			if once || n == 0 {
+			if once || n == 0 || ctx.Err() != nil {
 				break
 			}
 			select { // claimable rows appear when a claim is settled
 			case <-e.settled:
 			case <-ctx.Done():
 			}
+			if ctx.Err() == nil {
+				next = startClaim()
+			}
 			continue
 		}
-		for _, rw := range rows {
+		for _, rw := range res.rows {
 			claimed = append(claimed, rw.id)
 		}
 		b := &claimBatch{
-			token: token, rows: rows, leaseEnd: time.Now().Add(r.cfg.Lease),
+			token: res.token, rows: res.rows, leaseEnd: res.at.Add(r.cfg.Lease),
 			published: map[int64]bool{}, failed: map[keyID]failure{}, pausedKeys: map[keyID]bool{},
 		}
 		e.mu.Lock()
-		e.st.Claimed += len(rows)
+		e.st.Claimed += len(res.rows)
 		e.active[b] = true
 		e.mu.Unlock()
-		e.submit(b)
-		if once {
-			break
+		if !once && ctx.Err() == nil {
+			// Claim the next batch while this one is handed over: its keys
+			// are leased already, so the next claim cannot take them.
+			next = startClaim()
 		}
+		e.submit(b) // with ctx ended, holds every row; the settle releases them
 	}
 	for { // wait until every claim is settled
 		e.mu.Lock()
