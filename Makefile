@@ -61,6 +61,12 @@ BENCHTIME ?= 2s
 bench: ## Idempotency and baseline benchmarks against one PostgreSQL (see docs/benchmarks.md).
 	cd shared && go test -run '^$$' -bench . -benchtime $(BENCHTIME) ./idempotency/
 
+RELAY_BENCHTIME ?= 5x
+
+.PHONY: bench-relay
+bench-relay: ## Outbox relay drain vs the Pub/Sub client alone, PostgreSQL + pstest (see docs/benchmarks.md).
+	cd shared && go test -run '^$$' -bench RelayDrain -benchtime $(RELAY_BENCHTIME) ./outbox/
+
 .PHONY: modules
 modules: ## Print every Go module directory.
 	@printf '%s\n' $(MODULES)

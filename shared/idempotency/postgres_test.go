@@ -469,8 +469,7 @@ func TestRoundTrips(t *testing.T) {
 	}
 
 	// idle waits until the connection is back in the pool (MaxConns is 1),
-	// so work finished off the caller's path (the ROLLBACK of a duplicate's
-	// empty transaction) is counted with the call that caused it.
+	// so nothing of an earlier call is counted with the next one.
 	idle := func() {
 		t.Helper()
 		c, err := pool.Acquire(ctx)
@@ -500,8 +499,7 @@ func TestRoundTrips(t *testing.T) {
 		}
 		return err
 	})
-	// A duplicate: BEGIN+claim, then ROLLBACK of the empty transaction,
-	// which the caller does not wait for.
+	// A duplicate: BEGIN+claim, then ROLLBACK of the empty transaction.
 	check("duplicate delivery", 2, func() error {
 		out, err := s.Transactional(ctx, k, hash, handler)
 		if out != idempotency.OutcomeDuplicate {

@@ -205,14 +205,6 @@ type Stats struct {
 	Skipped int
 }
 
-func (s *Stats) add(o Stats) {
-	s.Claimed += o.Claimed
-	s.Published += o.Published
-	s.Failed += o.Failed
-	s.Held += o.Held
-	s.Skipped += o.Skipped
-}
-
 // The claim statements lease the heads of keys in one autocommit
 // statement. A candidate head is a pending row that is not parked, not in
 // backoff, not under a live lease and the oldest pending row of its key

@@ -609,6 +609,10 @@ func TestConfigValidate(t *testing.T) {
 		{"concurrency", func(c *outbox.Config) { c.Concurrency = -1 }, outbox.ErrInvalidConcurrency},
 		{"timeout", func(c *outbox.Config) { c.PublishTimeout = -time.Second }, outbox.ErrInvalidTimeout},
 		{"backoff", func(c *outbox.Config) { c.MaxRetryBackoff = -time.Second }, outbox.ErrInvalidBackoff},
+		{"in flight", func(c *outbox.Config) { c.MaxInFlight = -1 }, outbox.ErrInvalidInFlight},
+		{"in flight bytes", func(c *outbox.Config) { c.MaxInFlightBytes = -1 }, outbox.ErrInvalidInFlight},
+		{"lease", func(c *outbox.Config) { c.Lease = -time.Second }, outbox.ErrInvalidLease},
+		{"stuck", func(c *outbox.Config) { c.StuckAfter = -time.Second }, outbox.ErrInvalidLease},
 	}
 	for _, c := range cases {
 		cfg := base
