@@ -137,4 +137,3 @@ func TestAsyncAdapter(t *testing.T) {
 		t.Fatalf("after ResumePublish: %v", err)
 	}
 }
-
