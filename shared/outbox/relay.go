@@ -162,6 +162,7 @@ func (c *Config) setDefaults() {
 type Relay struct {
 	cfg    Config
 	pub    messaging.AsyncPublisher
+	native bool // cfg.Publisher is itself an AsyncPublisher
 	budget *budget
 }
 
@@ -172,7 +173,8 @@ func NewRelay(cfg Config) (*Relay, error) {
 	}
 	cfg.setDefaults()
 	p := cfg.Publisher
-	if _, ok := p.(messaging.AsyncPublisher); !ok {
+	_, native := p.(messaging.AsyncPublisher)
+	if !native {
 		inner, timeout := p, cfg.PublishTimeout
 		p = messaging.PublisherFunc(func(ctx context.Context, topic string, m messaging.Message) (string, error) {
 			ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -182,6 +184,7 @@ func NewRelay(cfg Config) (*Relay, error) {
 	}
 	return &Relay{
 		cfg:    cfg,
+		native: native,
 		pub:    messaging.Async(p, cfg.Concurrency),
 		budget: newBudget(cfg.MaxInFlight, cfg.MaxInFlightBytes),
 	}, nil
@@ -411,7 +414,8 @@ type row struct {
 	key   string
 	data  []byte
 	attrs map[string]string
-	head  bool // the leased head of its key in the claim
+	head  bool  // the leased head of its key in the claim
+	bad   error // the row cannot be turned into a message (its publish fails)
 }
 
 func (rw row) size() int {
@@ -442,7 +446,9 @@ func (r *Relay) claimN(ctx context.Context, sql, token string, limit int, ids []
 			return nil, err
 		}
 		if err := json.Unmarshal([]byte(attrs), &rw.attrs); err != nil {
-			return nil, fmt.Errorf("row %d: decode attributes: %w", rw.id, err)
+			// Not Write's doing; fail this row (it backs off and shows as
+			// stuck), not the whole claim.
+			rw.bad = fmt.Errorf("outbox: row %d: decode attributes: %w", rw.id, err)
 		}
 		if len(rw.attrs) == 0 {
 			rw.attrs = nil
@@ -458,8 +464,9 @@ func (r *Relay) claimN(ctx context.Context, sql, token string, limit int, ids []
 type keyID struct{ topic, key string }
 
 type failure struct {
-	row row
-	err error
+	row       row
+	err       error
+	attempted bool // false: the caller gave up; not recorded as an attempt
 }
 
 // claimBatch is the state of one claim while its rows are published.
@@ -609,6 +616,13 @@ func (e *engine) submit(b *claimBatch) {
 			e.held(len(b.rows) - i)
 			break
 		}
+		if rw.bad != nil {
+			// Fail it here, before any later row of its key is handed over.
+			e.mu.Lock()
+			e.fail1(b, rw, rw.bad, true)
+			e.mu.Unlock()
+			continue
+		}
 		size := rw.size()
 		if err := r.budget.acquire(e.ctx, size); err != nil {
 			e.held(len(b.rows) - i)
@@ -617,7 +631,15 @@ func (e *engine) submit(b *claimBatch) {
 		e.mu.Lock()
 		b.outstanding++
 		e.mu.Unlock()
-		res := r.pub.PublishAsync(e.ctx, rw.topic, messaging.Message{Data: rw.data, Attributes: rw.attrs, OrderingKey: rw.key})
+		// The Pub/Sub client must not fail a message because the caller
+		// gave up (it would not pause the key, and a later message of the
+		// key could overtake it); a plain Publisher's adapter pauses the
+		// key on any error, so it may see the cancellation.
+		pctx := e.ctx
+		if r.native {
+			pctx = context.WithoutCancel(e.ctx)
+		}
+		res := r.pub.PublishAsync(pctx, rw.topic, messaging.Message{Data: rw.data, Attributes: rw.attrs, OrderingKey: rw.key})
 		go e.await(b, rw, res, size)
 	}
 	e.mu.Lock()
@@ -638,38 +660,59 @@ func (e *engine) await(b *claimBatch, rw row, res messaging.PublishResult, size 
 	<-res.Ready()
 	_, err := res.Get(context.WithoutCancel(e.ctx))
 	e.r.budget.release(size)
-	k := keyID{rw.topic, rw.key}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	b.outstanding--
-	switch {
-	case err == nil:
+	if err == nil {
 		b.published[rw.id] = true
 		e.st.Published++
 		if !rw.head { // the head is marked when the claim settles
 			e.marks = append(e.marks, rw.id)
 			e.notify()
 		}
-	case e.ctx.Err() != nil && errors.Is(err, e.ctx.Err()):
-		e.st.Held++ // the caller gave up; the row was not at fault
-	case rw.key == "":
-		b.keyless = append(b.keyless, failure{rw, err})
-		e.st.Failed++
-	default:
-		b.pausedKeys[k] = true
-		f, ok := b.failed[k]
-		switch {
-		case !ok:
-			b.failed[k] = failure{rw, err}
-			e.st.Failed++
-		case rw.id < f.row.id: // results may arrive out of order
-			b.failed[k] = failure{rw, err}
-			e.st.Held++
-		default:
-			e.st.Held++
-		}
+	} else {
+		// A cancellation by the caller is not the row's fault: no attempt
+		// is recorded, but it still stops the rest of its key.
+		gaveUp := e.ctx.Err() != nil && errors.Is(err, e.ctx.Err())
+		e.fail1(b, rw, err, !gaveUp)
 	}
 	e.maybeSettle(b)
+}
+
+// fail1 records that rw failed (attempted: through no fault of the
+// caller). For a key, only its oldest failed row is recorded; the later
+// ones are held. Called with mu held.
+func (e *engine) fail1(b *claimBatch, rw row, err error, attempted bool) {
+	if rw.key == "" {
+		if attempted {
+			b.keyless = append(b.keyless, failure{rw, err, true})
+			e.st.Failed++
+		} else {
+			e.st.Held++
+		}
+		return
+	}
+	k := keyID{rw.topic, rw.key}
+	b.pausedKeys[k] = true
+	f, ok := b.failed[k]
+	if ok && rw.id > f.row.id {
+		e.st.Held++
+		return
+	}
+	if ok { // results may arrive out of order: the older row is the failure
+		if f.attempted {
+			e.st.Failed--
+		} else {
+			e.st.Held--
+		}
+		e.st.Held++
+	}
+	b.failed[k] = failure{rw, err, attempted}
+	if attempted {
+		e.st.Failed++
+	} else {
+		e.st.Held++
+	}
 }
 
 // maybeSettle queues b for settling once all its results are in. Called
@@ -741,7 +784,9 @@ func (e *engine) settleClaim(ctx context.Context, b *claimBatch) {
 	e.mu.Lock()
 	failures := slices.Clone(b.keyless)
 	for _, f := range b.failed {
-		failures = append(failures, f)
+		if f.attempted {
+			failures = append(failures, f)
+		}
 	}
 	isFailed := map[int64]bool{}
 	for _, f := range failures {

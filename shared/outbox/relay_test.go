@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -746,5 +747,29 @@ func TestInFlightIsBounded(t *testing.T) {
 				last[m.OrderingKey] = string(m.Data)
 			}
 		})
+	}
+}
+
+// TestUndecodableRowFailsAlone: a row whose attributes are not a JSON
+// object of strings (not written by Write) fails like a publish, with
+// backoff, and the rest of the claim is published.
+func TestUndecodableRowFailsAlone(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	ids := e.write(t, entry("a", 0), entry("a", 1), entry("b", 0))
+	if _, err := e.pool.Exec(ctx, `UPDATE outbox SET attributes = '{"seq": 0}' WHERE id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	r := e.relay(t, outbox.Config{Logger: quiet})
+	st, err := r.PublishPending(ctx)
+	if err != nil || st.Published != 1 || st.Failed != 1 || st.Held != 1 {
+		t.Fatalf("pass %+v, %v; want b#0 published, a#0 failed, a#1 held", st, err)
+	}
+	var lastErr string
+	if err := e.pool.QueryRow(ctx, `SELECT last_error FROM outbox WHERE id = $1`, ids[0]).Scan(&lastErr); err != nil || !strings.Contains(lastErr, "decode attributes") {
+		t.Fatalf("last_error %q, %v", lastErr, err)
+	}
+	if got := e.published(t); len(got["a"]) != 0 || len(got["b"]) != 1 {
+		t.Fatalf("published %v", got)
 	}
 }
