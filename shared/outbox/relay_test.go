@@ -773,3 +773,58 @@ func TestUndecodableRowFailsAlone(t *testing.T) {
 		t.Fatalf("published %v", got)
 	}
 }
+
+// TestCancelledPassIsNotAnAttempt: the caller gives up while a publish of
+// key k is in progress. Nothing is recorded against the row (no attempt,
+// no backoff), the key is released at once, and the same relay publishes
+// it in order on its next pass (the key was resumed in the publisher).
+func TestCancelledPassIsNotAnAttempt(t *testing.T) {
+	e := newEnv(t)
+	e.write(t, entry("k", 0), entry("k", 1))
+	entered := make(chan struct{})
+	var (
+		once  sync.Once
+		block atomic.Bool
+	)
+	block.Store(true)
+	pub := messaging.PublisherFunc(func(ctx context.Context, topic string, m messaging.Message) (string, error) {
+		if block.Load() && m.Attributes["seq"] == "0" {
+			once.Do(func() { close(entered) })
+			<-ctx.Done()
+			return "", ctx.Err()
+		}
+		return e.pub.Publish(ctx, topic, m)
+	})
+	r := e.relay(t, outbox.Config{Logger: quiet, Publisher: pub})
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		st  outbox.Stats
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := r.PublishPending(ctx)
+		done <- result{st, err}
+	}()
+	<-entered
+	cancel()
+	res := <-done
+	if res.err != nil || res.st.Claimed != 2 || res.st.Failed != 0 || res.st.Held != 2 || res.st.Published != 0 {
+		t.Fatalf("cancelled pass %+v, %v; want 2 held, nothing failed", res.st, res.err)
+	}
+	var attempts, leased int
+	var due bool
+	if err := e.pool.QueryRow(context.Background(), `SELECT max(attempts), count(lease_until), bool_and(next_attempt_at <= now()) FROM outbox`).Scan(&attempts, &leased, &due); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != 0 || leased != 0 || !due {
+		t.Fatalf("after cancellation: attempts %d, %d leased, due %v; want no trace", attempts, leased, due)
+	}
+	block.Store(false)
+	if st, err := r.PublishPending(context.Background()); err != nil || st.Published != 2 {
+		t.Fatalf("next pass %+v, %v", st, err)
+	}
+	if got := e.published(t)["k"]; !slices.Equal(got, []int{0, 1}) {
+		t.Fatalf("key k published %v", got)
+	}
+}
