@@ -80,6 +80,12 @@ fuzz: ## Run every Go fuzz target for FUZZTIME each (default 5s; `make fuzz FUZZ
 fuzz-list: ## List every Go fuzz target (directory and name) that `make fuzz` runs.
 	@$(FUZZ_TARGETS)
 
+RELAY_BENCHTIME ?= 5x
+
+.PHONY: bench-relay
+bench-relay: ## Outbox relay drain vs the Pub/Sub client alone, PostgreSQL + pstest (see docs/benchmarks.md).
+	cd shared && go test -run '^$$' -bench RelayDrain -benchtime $(RELAY_BENCHTIME) ./outbox/
+
 .PHONY: modules
 modules: ## Print every Go module directory.
 	@printf '%s\n' $(MODULES)

@@ -29,15 +29,17 @@
 // # Round trips
 //
 // A round trip is one request to the server that waits for its answer; with
-// the pgx tracer (pgx.QueryTracer) each traced query is one round trip,
-// because every statement here is either a simple-protocol query or a
-// cached prepared statement (the first use of a statement on a connection
-// also prepares it: one more round trip, once per connection). Acquiring a
-// pooled connection that was idle for over a second adds pgxpool's ping.
-// A duplicate delivery in transactional mode costs one round trip; a first
-// delivery costs two plus the handler's own queries (claim+BEGIN, COMMIT),
-// or one in all with TransactionalBatch (claim, writes and commit in one
-// pipeline).
+// the pgx tracer (pgx.QueryTracer, pgx.BatchTracer) each traced query or
+// batch is one round trip, because every statement here is either a
+// simple-protocol query or a cached prepared statement (the first use of a
+// statement on a connection also prepares it: one more round trip, once per
+// connection), and a batch is one pipeline. Acquiring a pooled connection
+// that was idle for over a second adds pgxpool's ping.
+// A duplicate delivery in transactional mode costs two round trips
+// (BEGIN+claim, then ROLLBACK of the empty transaction: no commit, and no
+// ERROR in the server log); a first delivery costs two plus the handler's
+// own queries (BEGIN+claim, COMMIT), or two in all with TransactionalBatch
+// (BEGIN+claim, then writes and COMMIT in one pipeline).
 // A lease Claim costs one round trip in the common case.
 package idempotency
 

@@ -8,11 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"example.com/platform/shared/postgres"
@@ -36,13 +34,6 @@ func Migrations() fs.FS {
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	return postgres.Migrate(ctx, pool, "idempotency", Migrations())
 }
-
-// SQLSTATEs raised by idempotency_claim_tx.
-const (
-	codeDuplicate  = "IDMP1"
-	codeMismatch   = "IDMP2"
-	codeInProgress = "IDMP3"
-)
 
 // Store is the PostgreSQL store on pgx/v5: both modes, on the
 // processed_events table created by Migrate. It is safe for concurrent use;
@@ -70,109 +61,138 @@ func New(pool *pgxpool.Pool, cfg Config) (*Store, error) {
 // error is returned unchanged (its retry class intact) so that the
 // redelivery processes the event again.
 //
-// An event already processed returns OutcomeDuplicate without running fn,
-// in one round trip. A concurrent delivery of the same key waits on the
-// primary key until the first one's transaction ends: after its commit it
-// returns OutcomeDuplicate, after its rollback (a failure, a killed
-// connection, a cancelled context) it runs fn itself. Hence fn's writes
-// commit exactly once per key while the record is retained.
+// An event already processed returns OutcomeDuplicate without running fn.
+// A concurrent delivery of the same key waits on the primary key until
+// the first one's transaction ends: after its commit it returns
+// OutcomeDuplicate, after its rollback (a failure, a killed connection, a
+// cancelled context) it runs fn itself. Hence fn's writes commit exactly
+// once per key while the record is retained.
 //
 // A different payloadHash under a recorded key returns the permanent
 // ErrPayloadMismatch; a key held by a lease-mode claim returns the
 // transient ErrInProgress. The transaction runs at the server's default
 // isolation level (READ COMMITTED unless configured otherwise).
 //
-// How: the claim and BEGIN travel as one simple-protocol message,
-// "SELECT idempotency_claim_tx(...); BEGIN", with the arguments inlined as
-// hex (no quoting, no injection). If the claim raises (duplicate, mismatch,
-// in progress), the implicit transaction rolls back and BEGIN never runs,
-// so the connection goes back to the pool idle without a ROLLBACK round
-// trip. Each duplicate therefore shows in the server log as an ERROR with
-// SQLSTATE IDMP1.
-func (s *Store) Transactional(ctx context.Context, key Key, payloadHash []byte, fn TxFunc) (outcome Outcome, err error) {
-	if err := key.Validate(); err != nil {
-		return 0, err
-	}
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: claimTxSQL(key, payloadHash)})
-	if err != nil {
-		if o, cerr, ok := claimError(key, err); ok {
-			return o, cerr
-		}
-		return 0, fmt.Errorf("idempotency: claim %s: %w", key, err)
-	}
-	finished := false
-	defer func() {
-		if !finished { // fn panicked: free the connection, let the panic go on
-			rollback(ctx, tx)
-		}
-	}()
-	if err := fn(ctx, tx); err != nil {
-		finished = true
-		rollback(ctx, tx)
-		return 0, err
-	}
-	finished = true
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("idempotency: commit %s: %w", key, err)
-	}
-	return OutcomeProcessed, nil
+// How: BEGIN and the claim (idempotency_claim, which returns the outcome
+// rather than raising) travel as one pipeline, one round trip, and the
+// transaction pgx began with them is handed to fn. When the event is not
+// claimed, nothing was written; Transactional rolls the empty transaction
+// back (no commit, no fsync) and returns the outcome. So a duplicate costs
+// two round trips and leaves no ERROR line in the server log.
+func (s *Store) Transactional(ctx context.Context, key Key, payloadHash []byte, fn TxFunc) (Outcome, error) {
+	return s.transactional(ctx, key, payloadHash, fn, false)
 }
 
-// TransactionalBatch is Transactional for a handler whose writes are known
-// before it runs (say, the payment row and its outbox rows): the claim and
-// the batch's statements travel in one pipeline that PostgreSQL runs as one
-// implicit transaction, committed at its end. A first delivery then costs
-// one round trip, like a plain INSERT, and so does a duplicate.
-//
-// Semantics are those of Transactional: on a duplicate (or a mismatch, or
-// a leased key) the claim fails first and no statement of batch runs;
-// when a statement fails, nothing of the transaction remains and the error
-// is returned wrapped. Result callbacks queued on batch (QueuedQuery.Exec,
-// Query, QueryRow) run only when the claim succeeded. batch must not
-// contain transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT); its
-// queued queries are shared, not copied, so do not reuse batch concurrently.
-//
-// Cost of a duplicate: one round trip, but pgx forgets the prepared
-// statements of any batch that failed, so the next batch on that
-// connection prepares them again (two more round trips, once). Prefer
-// Transactional where duplicates are frequent.
-func (s *Store) TransactionalBatch(ctx context.Context, key Key, payloadHash []byte, batch *pgx.Batch) (Outcome, error) {
+// transactional is Transactional; with fnCommits, fn ends the transaction
+// itself (in its last pipeline) when it returns nil.
+func (s *Store) transactional(ctx context.Context, key Key, payloadHash []byte, fn TxFunc, fnCommits bool) (outcome Outcome, err error) {
 	if err := key.Validate(); err != nil {
 		return 0, err
 	}
 	if len(payloadHash) == 0 {
 		payloadHash = nil
 	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("idempotency: claim %s: %w", key, err)
+	}
+	var claimed string
 	b := &pgx.Batch{}
-	b.Queue(`SELECT idempotency_claim_tx($1, $2, $3)`, key.Consumer, key.ID, payloadHash)
-	if batch != nil {
-		b.QueuedQueries = append(b.QueuedQueries, batch.QueuedQueries...)
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(claimSQL, key.Consumer, key.ID, payloadHash).QueryRow(func(row pgx.Row) error { return row.Scan(&claimed) })
+	br := conn.Conn().SendBatch(ctx, b)
+	err = br.Close()
+	tx := br.Tx()
+	if err != nil {
+		rollback(ctx, tx)
+		conn.Release()
+		return 0, fmt.Errorf("idempotency: claim %s: %w", key, err)
 	}
-	err := s.pool.SendBatch(ctx, b).Close()
-	if err == nil {
-		return OutcomeProcessed, nil
+	if claimed != outcomeClaimed {
+		// Nothing was written: the ROLLBACK costs a round trip but no commit.
+		// (Ending it on another goroutine, off the caller's path, measured
+		// slower: the pool and the two cores are busier.)
+		rollback(ctx, tx)
+		conn.Release()
+		return claimOutcome(key, claimed)
 	}
-	if o, cerr, ok := claimError(key, err); ok {
-		return o, cerr
+	finished := false
+	defer func() {
+		if !finished { // fn panicked: free the connection, let the panic go on
+			rollback(ctx, tx)
+			conn.Release()
+		}
+	}()
+	if err := fn(ctx, tx); err != nil {
+		finished = true
+		rollback(ctx, tx)
+		conn.Release()
+		return 0, err
 	}
-	return 0, fmt.Errorf("idempotency: batch %s: %w", key, err)
+	finished = true
+	if !fnCommits {
+		err = tx.Commit(ctx)
+	}
+	conn.Release()
+	if err != nil {
+		return 0, fmt.Errorf("idempotency: commit %s: %w", key, err)
+	}
+	return OutcomeProcessed, nil
 }
 
-// claimError maps the SQLSTATEs of idempotency_claim_tx.
-func claimError(key Key, err error) (Outcome, error, bool) {
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) {
-		return 0, nil, false
+// claimSQL claims a key and returns the outcome (see the migration
+// 0002_claim_without_error).
+const claimSQL = `SELECT idempotency_claim($1, $2, $3)`
+
+// Outcomes returned by idempotency_claim.
+const (
+	outcomeClaimed    = "claimed"
+	outcomeDuplicate  = "duplicate"
+	outcomeMismatch   = "mismatch"
+	outcomeInProgress = "in_progress"
+)
+
+func claimOutcome(key Key, claimed string) (Outcome, error) {
+	switch claimed {
+	case outcomeDuplicate:
+		return OutcomeDuplicate, nil
+	case outcomeMismatch:
+		return 0, mismatch(key)
+	case outcomeInProgress:
+		return 0, inProgress(key, time.Time{})
 	}
-	switch pe.Code {
-	case codeDuplicate:
-		return OutcomeDuplicate, nil, true
-	case codeMismatch:
-		return 0, mismatch(key), true
-	case codeInProgress:
-		return 0, inProgress(key, time.Time{}), true
-	}
-	return 0, nil, false
+	return 0, fmt.Errorf("idempotency: claim %s: unexpected outcome %q", key, claimed)
+}
+
+// TransactionalBatch is Transactional for a handler whose writes are known
+// before it runs (say, the payment row and its outbox rows): BEGIN and the
+// claim travel in one pipeline, then, when the event was claimed, the
+// batch's statements and COMMIT in a second one. A first delivery costs
+// two round trips (Transactional with one statement costs three), a
+// duplicate one, and a duplicate leaves no ERROR line in the server log.
+//
+// Semantics are those of Transactional: on a duplicate (or a mismatch, or
+// a leased key) no statement of batch runs; when a statement fails,
+// nothing of the transaction remains and the error is returned wrapped.
+// Result callbacks queued on batch (QueuedQuery.Exec, Query, QueryRow) run
+// only when the claim succeeded. batch must not contain transaction
+// control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT); its queued queries are
+// shared, not copied, so do not reuse batch concurrently.
+func (s *Store) TransactionalBatch(ctx context.Context, key Key, payloadHash []byte, batch *pgx.Batch) (Outcome, error) {
+	return s.transactional(ctx, key, payloadHash, func(ctx context.Context, tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		if batch != nil {
+			b.QueuedQueries = append(b.QueuedQueries, batch.QueuedQueries...)
+		}
+		b.Queue("COMMIT")
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("idempotency: batch %s: %w", key, err)
+		}
+		if st := tx.Conn().PgConn().TxStatus(); st != 'I' {
+			return fmt.Errorf("idempotency: batch %s: transaction still open after COMMIT (status %q)", key, st)
+		}
+		return nil
+	}, true)
 }
 
 // rollback ends tx even when ctx is already cancelled. If the connection
@@ -181,27 +201,6 @@ func rollback(ctx context.Context, tx pgx.Tx) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	_ = tx.Rollback(ctx)
-}
-
-// claimTxSQL builds the claim-and-begin message. Arguments are inlined as
-// hex digits decoded by the server, so no value can change the statement.
-func claimTxSQL(key Key, hash []byte) string {
-	var b strings.Builder
-	b.Grow(120 + 2*(len(key.Consumer)+len(key.ID)+len(hash)))
-	b.WriteString("SELECT idempotency_claim_tx(convert_from(decode('")
-	b.WriteString(hex.EncodeToString([]byte(key.Consumer)))
-	b.WriteString("','hex'),'UTF8'),convert_from(decode('")
-	b.WriteString(hex.EncodeToString([]byte(key.ID)))
-	b.WriteString("','hex'),'UTF8'),")
-	if len(hash) == 0 {
-		b.WriteString("NULL")
-	} else {
-		b.WriteString("decode('")
-		b.WriteString(hex.EncodeToString(hash))
-		b.WriteString("','hex')")
-	}
-	b.WriteString("); BEGIN")
-	return b.String()
 }
 
 // claimLeaseSQL inserts a new in-progress record or takes over an expired

@@ -8,6 +8,7 @@ package messaging
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"sync"
@@ -42,6 +43,171 @@ func (f PublisherFunc) Publish(ctx context.Context, topic string, m Message) (st
 	return f(ctx, topic, m)
 }
 
+// PublishResult is the outcome of an asynchronous publish: Ready is closed
+// once it is known, then Get returns the server-assigned id or the error.
+type PublishResult interface {
+	Ready() <-chan struct{}
+	Get(ctx context.Context) (string, error)
+}
+
+// AsyncPublisher publishes without waiting for each acknowledgement, so
+// many messages can be in flight at once. Implementations keep per-key
+// order: messages with one (topic, ordering key) are published in the
+// order PublishAsync was called, and after one of them fails, every later
+// one fails too (the key is paused) until ResumePublish(topic, key). Rows
+// without an ordering key are independent. Implementations are safe for
+// concurrent use.
+type AsyncPublisher interface {
+	PublishAsync(ctx context.Context, topic string, m Message) PublishResult
+	ResumePublish(topic, orderingKey string)
+}
+
+// ErrKeyPaused is the error of a message refused by Async's adapter
+// because an earlier message of its ordering key failed.
+var ErrKeyPaused = errors.New("messaging: ordering key paused after a failed publish")
+
+// Async returns p itself if it is an AsyncPublisher. Otherwise it adapts
+// p: the messages of one (topic, ordering key) are published one after the
+// other with p.Publish, in call order, and a failure pauses the key
+// (ErrKeyPaused) until ResumePublish; keys, and messages without a key,
+// proceed in parallel, at most concurrency Publish calls at once (zero
+// means no limit).
+func Async(p Publisher, concurrency int) AsyncPublisher {
+	if a, ok := p.(AsyncPublisher); ok {
+		return a
+	}
+	a := &asyncAdapter{p: p, lanes: map[laneKey]*lane{}}
+	if concurrency > 0 {
+		a.sem = make(chan struct{}, concurrency)
+	}
+	return a
+}
+
+type laneKey struct{ topic, key string }
+
+type lane struct {
+	queue   []*asyncJob
+	running bool
+	paused  bool
+}
+
+type asyncJob struct {
+	ctx   context.Context
+	topic string
+	m     Message
+	res   *asyncResult
+}
+
+type asyncResult struct {
+	done chan struct{}
+	id   string
+	err  error
+}
+
+func (r *asyncResult) set(id string, err error) {
+	r.id, r.err = id, err
+	close(r.done)
+}
+
+func (r *asyncResult) Ready() <-chan struct{} { return r.done }
+
+func (r *asyncResult) Get(ctx context.Context) (string, error) {
+	select {
+	case <-r.done:
+		return r.id, r.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+type asyncAdapter struct {
+	p   Publisher
+	sem chan struct{}
+
+	mu    sync.Mutex
+	lanes map[laneKey]*lane
+}
+
+func (a *asyncAdapter) PublishAsync(ctx context.Context, topic string, m Message) PublishResult {
+	j := &asyncJob{ctx: ctx, topic: topic, m: m, res: &asyncResult{done: make(chan struct{})}}
+	if m.OrderingKey == "" {
+		go func() { j.res.set(a.publish(j)) }()
+		return j.res
+	}
+	k := laneKey{topic, m.OrderingKey}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l := a.lanes[k]
+	if l == nil {
+		l = &lane{}
+		a.lanes[k] = l
+	}
+	if l.paused {
+		j.res.set("", fmt.Errorf("publish to %s: %w", topic, ErrKeyPaused))
+		return j.res
+	}
+	l.queue = append(l.queue, j)
+	if !l.running {
+		l.running = true
+		go a.run(k, l)
+	}
+	return j.res
+}
+
+func (a *asyncAdapter) run(k laneKey, l *lane) {
+	for {
+		a.mu.Lock()
+		if len(l.queue) == 0 {
+			l.running = false
+			if !l.paused {
+				delete(a.lanes, k)
+			}
+			a.mu.Unlock()
+			return
+		}
+		j := l.queue[0]
+		l.queue[0] = nil
+		l.queue = l.queue[1:]
+		paused := l.paused
+		a.mu.Unlock()
+		if paused {
+			j.res.set("", fmt.Errorf("publish to %s: %w", j.topic, ErrKeyPaused))
+			continue
+		}
+		id, err := a.publish(j)
+		if err != nil {
+			a.mu.Lock()
+			l.paused = true
+			a.mu.Unlock()
+		}
+		j.res.set(id, err)
+	}
+}
+
+func (a *asyncAdapter) publish(j *asyncJob) (string, error) {
+	if a.sem != nil {
+		select {
+		case a.sem <- struct{}{}:
+			defer func() { <-a.sem }()
+		case <-j.ctx.Done():
+			return "", j.ctx.Err()
+		}
+	}
+	return a.p.Publish(j.ctx, j.topic, j.m)
+}
+
+func (a *asyncAdapter) ResumePublish(topic, orderingKey string) {
+	k := laneKey{topic, orderingKey}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if l := a.lanes[k]; l != nil {
+		l.paused = false
+		if !l.running {
+			delete(a.lanes, k)
+		}
+	}
+}
+
 // PubSub publishes with the Pub/Sub v2 client. It keeps one client-side
 // publisher per topic with message ordering enabled. When a publish with an
 // ordering key fails, the client pauses that key; PubSub resumes it so the
@@ -73,6 +239,42 @@ func (p *PubSub) Publish(ctx context.Context, topic string, m Message) (string, 
 			pub.ResumePublish(m.OrderingKey)
 		}
 		return "", fmt.Errorf("publish to %s: %w", topic, err)
+	}
+	return id, nil
+}
+
+// PublishAsync implements AsyncPublisher: it hands m to the client's
+// per-topic publisher (bundling, ordering, flow control) and returns at
+// once. Messages of one ordering key are sent in the order PublishAsync was
+// called; after one of them fails the client pauses the key, fails every
+// later message of it and keeps failing new ones until ResumePublish.
+func (p *PubSub) PublishAsync(ctx context.Context, topic string, m Message) PublishResult {
+	res := p.publisher(topic).Publish(ctx, &pubsub.Message{
+		Data:        m.Data,
+		Attributes:  m.Attributes,
+		OrderingKey: m.OrderingKey,
+	})
+	return topicResult{topic: topic, res: res}
+}
+
+// ResumePublish implements AsyncPublisher.
+func (p *PubSub) ResumePublish(topic, orderingKey string) {
+	if orderingKey != "" {
+		p.publisher(topic).ResumePublish(orderingKey)
+	}
+}
+
+type topicResult struct {
+	topic string
+	res   *pubsub.PublishResult
+}
+
+func (r topicResult) Ready() <-chan struct{} { return r.res.Ready() }
+
+func (r topicResult) Get(ctx context.Context) (string, error) {
+	id, err := r.res.Get(ctx)
+	if err != nil {
+		return "", fmt.Errorf("publish to %s: %w", r.topic, err)
 	}
 	return id, nil
 }

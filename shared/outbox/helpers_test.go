@@ -110,6 +110,15 @@ func (e *env) pending(t *testing.T) int {
 	return n
 }
 
+// retryNow ends the backoff of every failed row, as if its retry time had
+// come.
+func (e *env) retryNow(t *testing.T) {
+	t.Helper()
+	if _, err := e.pool.Exec(context.Background(), `UPDATE outbox SET next_attempt_at = now() WHERE published_at IS NULL`); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func seqs(from, to int) []int {
 	var s []int
 	for i := from; i < to; i++ {

@@ -77,9 +77,22 @@ func (j *JSONL) Insert(ctx context.Context, table string, rows []Row) error {
 	if j.seen[table] == nil {
 		j.seen[table] = map[string]bool{}
 	}
-	// Decide on a copy: the ids count as seen only once written.
-	seen := maps.Clone(j.seen[table])
-	st = dedup(seen, st)
+	// The ids of this insert count as seen only once written, so they are
+	// collected apart and merged after the write: the cost is O(rows
+	// inserted), not O(rows ever written).
+	seen := j.seen[table]
+	added := map[string]bool{}
+	kept := st[:0:0]
+	for _, r := range st {
+		if r.InsertID != "" {
+			if seen[r.InsertID] || added[r.InsertID] {
+				continue
+			}
+			added[r.InsertID] = true
+		}
+		kept = append(kept, r)
+	}
+	st = kept
 	var buf bytes.Buffer
 	for _, r := range st {
 		b, err := json.Marshal(JSONLRecord{Table: table, InsertID: r.InsertID, Row: r.Values})
@@ -95,7 +108,9 @@ func (j *JSONL) Insert(ctx context.Context, table string, rows []Row) error {
 	if _, err := j.f.Write(buf.Bytes()); err != nil {
 		return retry.Transient(fmt.Errorf("warehouse: append to %s: %w", j.path, err))
 	}
-	j.seen[table] = seen
+	for id := range added {
+		seen[id] = true
+	}
 	return nil
 }
 

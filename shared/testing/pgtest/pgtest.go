@@ -161,6 +161,16 @@ func Open(tb testing.TB, dsn string) *pgxpool.Pool {
 	return pool
 }
 
+// LogPath returns the server log file of the throwaway cluster, for tests
+// that check what the server logs, or "" when the server is DATABASE_URL's
+// (its log is not ours to read).
+func (c *Cluster) LogPath() string {
+	if c.dir == "" {
+		return ""
+	}
+	return filepath.Join(c.dir, "postgres.log")
+}
+
 func start() (*Cluster, error) {
 	if dsn := os.Getenv("DATABASE_URL"); dsn != "" {
 		return &Cluster{AdminURL: dsn}, nil

@@ -3,6 +3,7 @@ package pgtest_test
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 
 	"example.com/platform/shared/testing/pgtest"
@@ -30,5 +31,27 @@ func TestEachTestGetsItsOwnDatabase(t *testing.T) {
 	}
 	if fsync != "on" {
 		t.Fatalf("fsync = %q, want on", fsync)
+	}
+}
+
+func TestLogPathHoldsTheServerLog(t *testing.T) {
+	c, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LogPath() == "" {
+		t.Skip("DATABASE_URL is set: the server's log is not ours")
+	}
+	pool := pgtest.NewPool(t)
+	marker := "pgtest-log-marker-" + t.Name()
+	if _, err := pool.Exec(context.Background(), "DO $$ BEGIN RAISE LOG '"+marker+"'; END $$"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(c.LogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), marker) {
+		t.Fatalf("server log %s lacks %q", c.LogPath(), marker)
 	}
 }

@@ -1,5 +1,5 @@
 // Package cli is the operator command eventctl: dead-letter listing and
-// replay, idempotency record inspection and purge, outbox status and flush.
+// replay, idempotency record inspection and purge, outbox status, flush and stuck rows.
 // The same code runs against the local stack and Google Cloud; only the
 // configuration differs (see Usage and tools/cmd/eventctl/README.md).
 //
@@ -95,6 +95,10 @@ Usage:
   eventctl idempotency purge --older-than 720h [--yes]
   eventctl outbox status [--json]                pending rows per topic, oldest age
   eventctl outbox flush  [--limit N]             publish pending rows now
+  eventctl outbox stuck  [--older-than 15m] [--json]
+                                                 rows that block their key (failing, parked)
+  eventctl outbox retry  ID                      make a row due now (and unpark it)
+  eventctl outbox park   ID                      stop retrying a row; its key stays blocked
 
 Filters: --subscription S  --type T  --since RFC3339|duration  --until RFC3339|duration  --limit N
 
@@ -160,7 +164,7 @@ func (c *Command) dispatch(ctx context.Context, args []string) error {
 	table := map[string]map[string]handler{
 		"dlq":         {"list": c.dlqList, "show": c.dlqShow, "replay": c.dlqReplay},
 		"idempotency": {"inspect": c.idemInspect, "purge": c.idemPurge},
-		"outbox":      {"status": c.outboxStatus, "flush": c.outboxFlush},
+		"outbox":      {"status": c.outboxStatus, "flush": c.outboxFlush, "stuck": c.outboxStuck, "retry": c.outboxRetry, "park": c.outboxPark},
 	}
 	subs, ok := table[cmd]
 	if !ok {

@@ -579,6 +579,75 @@ func TestOutboxStatusAndFlush(t *testing.T) {
 	}
 }
 
+func TestOutboxStuckRetryPark(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	if err := outbox.Migrate(ctx, s.pool); err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for i := range 2 {
+		id, err := outbox.Write(ctx, s.pool, "late.topic", messaging.Message{Data: []byte(fmt.Sprint(i)), OrderingKey: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	// The topic does not exist yet: the first row fails and blocks k.
+	if r := run(t, "outbox", "flush", "--timeout", "5s"); r.code != 1 {
+		t.Fatalf("flush: exit %d", r.code)
+	}
+	if r := run(t, "outbox", "stuck"); r.code != 0 || !strings.Contains(r.stdout, "no stuck rows") {
+		t.Fatalf("a fresh failure is not stuck yet: exit %d, %q", r.code, r.stdout)
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE outbox SET created_at = now() - interval '1 hour'`); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, "outbox", "stuck", "--json")
+	var stuck []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &stuck); err != nil || len(stuck) != 1 {
+		t.Fatalf("stuck --json: %q, %v", r.stdout, err)
+	}
+	if row := stuck[0]; row["id"] != float64(ids[0]) || row["blocked"] != float64(1) || row["parked"] != false || row["attempts"] != float64(1) ||
+		!strings.Contains(row["last_error"].(string), "late.topic") {
+		t.Fatalf("stuck row %v", row)
+	}
+	if r := run(t, "outbox", "status"); !strings.Contains(r.stdout, "STUCK") {
+		t.Errorf("status lacks the stuck column: %q", r.stdout)
+	}
+	// Parked: listed as parked, not retried, its key still blocked.
+	if r := run(t, "outbox", "park", fmt.Sprint(ids[0])); r.code != 0 || !strings.Contains(r.stdout, "parked") {
+		t.Fatalf("park: exit %d, %q", r.code, r.stderr)
+	}
+	s.ps.CreateTopic(t, "late.topic")
+	if _, err := s.pool.Exec(ctx, `UPDATE outbox SET next_attempt_at = now()`); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, "outbox", "flush", "--timeout", "5s"); len(s.ps.Server.Messages()) != 0 {
+		t.Fatalf("flush published a parked row or its key (exit %d)", r.code)
+	}
+	if r := run(t, "outbox", "stuck"); !strings.Contains(r.stdout, "parked") {
+		t.Errorf("stuck does not show the parked row: %q", r.stdout)
+	}
+	// Retried: due now and unparked; the key drains in order.
+	if r := run(t, "outbox", "retry", fmt.Sprint(ids[0])); r.code != 0 {
+		t.Fatalf("retry: exit %d, %q", r.code, r.stderr)
+	}
+	if r := run(t, "outbox", "flush", "--timeout", "5s"); r.code != 0 {
+		t.Fatalf("flush after retry: exit %d, %q", r.code, r.stdout)
+	}
+	var data []string
+	for _, m := range s.ps.Server.Messages() {
+		data = append(data, string(m.Data))
+	}
+	if !slices.Equal(data, []string{"0", "1"}) {
+		t.Fatalf("published %v", data)
+	}
+	if r := run(t, "outbox", "retry", fmt.Sprint(ids[0])); r.code != 1 || !strings.Contains(r.stderr, "no pending row") {
+		t.Errorf("retry of a published row: exit %d, %q", r.code, r.stderr)
+	}
+}
+
 func TestBadFlagsExitTwo(t *testing.T) {
 	newStack(t, letters()...)
 	cases := [][]string{
@@ -606,6 +675,9 @@ func TestBadFlagsExitTwo(t *testing.T) {
 		{"outbox", "flush", "--limit", "-3"},
 		{"outbox", "status", "--timeout", "0s"},
 		{"outbox", "status", "--database-url", "::not a url::"},
+		{"outbox", "retry"},
+		{"outbox", "park", "x"},
+		{"outbox", "stuck", "--limit", "0"},
 	}
 	for _, args := range cases {
 		r := run(t, args...)
@@ -703,7 +775,7 @@ func TestREADMECoversEveryCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, cmd := range []string{"dlq list", "dlq show", "dlq replay", "idempotency inspect", "idempotency purge", "outbox status", "outbox flush"} {
+	for _, cmd := range []string{"dlq list", "dlq show", "dlq replay", "idempotency inspect", "idempotency purge", "outbox status", "outbox flush", "outbox stuck", "outbox retry", "outbox park"} {
 		if !strings.Contains(string(b), "### `"+cmd) || !strings.Contains(string(b), "eventctl "+cmd) {
 			t.Errorf("README lacks a section and an example of %q", cmd)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"example.com/platform/shared/idempotency"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/outbox"
+	"example.com/platform/shared/postgres"
 )
 
 // missingTable turns "relation does not exist" into a hint that the
@@ -194,12 +196,14 @@ func (c *Command) printOutboxStatus(ctx context.Context, pool *pgxpool.Pool, asJ
 			Topic            string  `json:"topic"`
 			Pending          int64   `json:"pending"`
 			Failing          int64   `json:"failing"`
+			Stuck            int64   `json:"stuck"`
+			Parked           int64   `json:"parked"`
 			OldestAgeSeconds float64 `json:"oldest_age_seconds"`
 			LastError        string  `json:"last_error,omitempty"`
 		}
 		out := []row{}
 		for _, s := range st {
-			out = append(out, row{s.Topic, s.Pending, s.Failing, s.OldestAge.Seconds(), s.LastError})
+			out = append(out, row{s.Topic, s.Pending, s.Failing, s.Stuck, s.Parked, s.OldestAge.Seconds(), s.LastError})
 		}
 		return writeJSON(c.Stdout, out)
 	}
@@ -208,11 +212,105 @@ func (c *Command) printOutboxStatus(ctx context.Context, pool *pgxpool.Pool, asJ
 		return nil
 	}
 	tw := newTable(c.Stdout)
-	fmt.Fprintln(tw, "TOPIC\tPENDING\tFAILING\tOLDEST\tLAST ERROR")
+	fmt.Fprintln(tw, "TOPIC\tPENDING\tFAILING\tSTUCK\tOLDEST\tLAST ERROR")
 	for _, s := range st {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", s.Topic, s.Pending, s.Failing, s.OldestAge.Round(time.Second), dash(short(s.LastError, 100)))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\n", s.Topic, s.Pending, s.Failing, s.Stuck, s.OldestAge.Round(time.Second), dash(short(s.LastError, 100)))
 	}
 	return tw.Flush()
+}
+
+func (c *Command) outboxStuck(ctx context.Context, args []string) error {
+	f := c.newFlags("outbox stuck", "[--older-than 15m] [--limit N] [--json]",
+		"Lists the outbox rows that block their ordering key: pending rows whose publish failed and that\n"+
+			"are older than --older-than, and parked rows. Act on one with \"outbox retry ID\" or \"outbox park ID\".")
+	olderThan := f.Duration("older-than", outbox.DefaultStuckAfter, "list failing rows written longer ago than this")
+	limit := f.Int("limit", 100, "list at most N rows")
+	asJSON := f.Bool("json", false, "print JSON")
+	if err := f.parseNone(args); err != nil {
+		return err
+	}
+	if *olderThan < 0 {
+		return f.usagef("--older-than must not be negative")
+	}
+	if *limit <= 0 {
+		return f.usagef("--limit must be positive")
+	}
+	pool, closeDB, err := f.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	rows, err := outbox.Stuck(ctx, pool, *olderThan, *limit)
+	if err != nil {
+		return missingTable(err, "outbox")
+	}
+	if *asJSON {
+		type row struct {
+			ID             int64   `json:"id"`
+			Topic          string  `json:"topic"`
+			OrderingKey    string  `json:"ordering_key"`
+			Attempts       int     `json:"attempts"`
+			AgeSeconds     float64 `json:"age_seconds"`
+			RetryInSeconds float64 `json:"retry_in_seconds"`
+			Parked         bool    `json:"parked"`
+			Blocked        int64   `json:"blocked"`
+			LastError      string  `json:"last_error,omitempty"`
+		}
+		out := []row{}
+		for _, r := range rows {
+			out = append(out, row{r.ID, r.Topic, r.OrderingKey, r.Attempts, r.Age.Seconds(), r.RetryIn.Seconds(), r.Parked, r.Blocked, r.LastError})
+		}
+		return writeJSON(c.Stdout, out)
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(c.Stdout, "outbox: no stuck rows")
+		return nil
+	}
+	tw := newTable(c.Stdout)
+	fmt.Fprintln(tw, "ID\tTOPIC\tKEY\tATTEMPTS\tAGE\tNEXT TRY\tBLOCKED\tLAST ERROR")
+	for _, r := range rows {
+		next := "parked"
+		if !r.Parked {
+			next = "in " + max(r.RetryIn, 0).Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n", r.ID, r.Topic, dash(r.OrderingKey), r.Attempts,
+			r.Age.Round(time.Second), next, r.Blocked, dash(short(r.LastError, 100)))
+	}
+	return tw.Flush()
+}
+
+func (c *Command) outboxRetry(ctx context.Context, args []string) error {
+	return c.outboxRowAction(ctx, args, "outbox retry",
+		"Makes a pending outbox row due now: ends its backoff and unparks it. A relay publishes it on its\n"+
+			"next pass, still in its key's order.", outbox.Retry, "due now")
+}
+
+func (c *Command) outboxPark(ctx context.Context, args []string) error {
+	return c.outboxRowAction(ctx, args, "outbox park",
+		"Parks a pending outbox row: relays stop retrying it. It stays pending and keeps blocking the later\n"+
+			"rows of its ordering key (parking never reorders a key); \"outbox retry ID\" unparks it.", outbox.Park, "parked")
+}
+
+func (c *Command) outboxRowAction(ctx context.Context, args []string, name, summary string, act func(context.Context, postgres.Querier, int64) error, done string) error {
+	f := c.newFlags(name, "ID", summary)
+	arg, err := f.parseOne(args, "row ID")
+	if err != nil {
+		return err
+	}
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || id <= 0 {
+		return f.usagef("row ID %q is not a positive integer", arg)
+	}
+	pool, closeDB, err := f.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	if err := act(ctx, pool, id); err != nil {
+		return missingTable(err, "outbox")
+	}
+	fmt.Fprintf(c.Stdout, "outbox: row %d %s\n", id, done)
+	return nil
 }
 
 func (c *Command) outboxFlush(ctx context.Context, args []string) error {
