@@ -3,15 +3,10 @@ package idempotency_test
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"example.com/platform/shared/idempotency"
+	"example.com/platform/shared/idempotency/idempotencybench"
 	"example.com/platform/shared/testing/pgtest"
 )
 
@@ -26,64 +21,32 @@ import (
 
 var benchConcurrency = []int{1, 16}
 
-var benchPayload = []byte(`{"order_id":"7f1c2a9e-3b4d-4c5e-8f60-1a2b3c4d5e6f","amount":{"minor":12999,"currency":"EUR"},"items":[{"sku":"SKU-1","qty":2}]}`)
-
 var (
 	benchMu    sync.Mutex
 	benchRates = map[string]float64{} // b.Name() -> events/s of its last (largest) run
-	benchSeq   atomic.Int64           // distinct event ids across runs of a benchmark
 )
 
-func benchStore(b *testing.B) (*pgxpool.Pool, *idempotency.Store) {
+func benchEnv(b *testing.B) *idempotencybench.Env {
 	b.Helper()
-	pool := pgtest.NewPool(b)
-	s := setup(b, pool, idempotency.Config{})
-	if _, err := pool.Exec(context.Background(), `CREATE TABLE raw_events (id bigserial PRIMARY KEY, event text NOT NULL, by text NOT NULL DEFAULT '')`); err != nil {
+	env, err := idempotencybench.Setup(context.Background(), pgtest.NewPool(b))
+	if err != nil {
 		b.Fatal(err)
 	}
-	return pool, s
+	return env
 }
 
-// runConcurrent runs op b.N times from exactly conc goroutines and reports
-// the throughput as events/s.
-func runConcurrent(b *testing.B, conc int, op func(ctx context.Context) error) {
+// runConcurrent runs op b.N times from exactly conc goroutines
+// (idempotencybench.Run, the code `make bench` runs too) and reports the
+// throughput as events/s.
+func runConcurrent(b *testing.B, conc int, op idempotencybench.Op) {
 	b.Helper()
-	ctx := context.Background()
-	// Warm up outside the timer: open conc connections and prepare statements.
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 4 {
-				if err := op(ctx); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if b.Failed() {
-		b.FailNow()
-	}
-	var next atomic.Int64
 	b.ResetTimer()
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(b.N) {
-				if err := op(ctx); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	n, elapsed, err := idempotencybench.Run(context.Background(), conc, int64(b.N), 0, op)
 	b.StopTimer()
-	rate := float64(b.N) / b.Elapsed().Seconds()
+	if err != nil {
+		b.Fatal(err)
+	}
+	rate := float64(n) / elapsed.Seconds()
 	b.ReportMetric(rate, "events/s")
 	benchMu.Lock()
 	benchRates[b.Name()] = rate
@@ -93,16 +56,9 @@ func runConcurrent(b *testing.B, conc int, op func(ctx context.Context) error) {
 // BenchmarkRawInsert is the baseline: one single-row INSERT of a distinct
 // row per event, committed on its own (autocommit), no idempotency.
 func BenchmarkRawInsert(b *testing.B) {
-	pool, _ := benchStore(b)
+	env := benchEnv(b)
 	for _, conc := range benchConcurrency {
-		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) {
-			runConcurrent(b, conc, func(ctx context.Context) error {
-				id := strconv.FormatInt(benchSeq.Add(1), 10)
-				_ = idempotency.HashPayload(benchPayload) // same per-event work as the handler below
-				_, err := pool.Exec(ctx, `INSERT INTO raw_events (event, by) VALUES ($1, $2)`, id, "bench")
-				return err
-			})
-		})
+		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) { runConcurrent(b, conc, env.RawInsert()) })
 	}
 }
 
@@ -112,53 +68,22 @@ func BenchmarkRawInsert(b *testing.B) {
 // with TransactionalBatch; "duplicate" redelivers one already processed
 // event through Transactional.
 func BenchmarkTransactional(b *testing.B) {
-	_, s := benchStore(b)
-	handler := func(id string) idempotency.TxFunc {
-		return func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `INSERT INTO effects (event, by) VALUES ($1, $2)`, id, "bench")
-			return err
-		}
+	env := benchEnv(b)
+	for _, conc := range benchConcurrency {
+		b.Run(fmt.Sprintf("first/conc=%d", conc), func(b *testing.B) { runConcurrent(b, conc, env.TransactionalFirst()) })
 	}
 	for _, conc := range benchConcurrency {
-		b.Run(fmt.Sprintf("first/conc=%d", conc), func(b *testing.B) {
-			runConcurrent(b, conc, func(ctx context.Context) error {
-				id := strconv.FormatInt(benchSeq.Add(1), 10)
-				out, err := s.Transactional(ctx, idempotency.KeyFor("bench", "//bench", id), idempotency.HashPayload(benchPayload), handler(id))
-				if err == nil && out != idempotency.OutcomeProcessed {
-					err = fmt.Errorf("event %s: outcome %s", id, out)
-				}
-				return err
-			})
-		})
+		b.Run(fmt.Sprintf("first-batch/conc=%d", conc), func(b *testing.B) { runConcurrent(b, conc, env.TransactionalBatch()) })
 	}
-	for _, conc := range benchConcurrency {
-		b.Run(fmt.Sprintf("first-batch/conc=%d", conc), func(b *testing.B) {
-			runConcurrent(b, conc, func(ctx context.Context) error {
-				id := strconv.FormatInt(benchSeq.Add(1), 10)
-				batch := &pgx.Batch{}
-				batch.Queue(`INSERT INTO effects (event, by) VALUES ($1, $2)`, id, "bench")
-				out, err := s.TransactionalBatch(ctx, idempotency.KeyFor("bench", "//bench", id), idempotency.HashPayload(benchPayload), batch)
-				if err == nil && out != idempotency.OutcomeProcessed {
-					err = fmt.Errorf("event %s: outcome %s", id, out)
-				}
-				return err
-			})
-		})
-	}
-	dup := idempotency.KeyFor("bench", "//bench", "duplicate")
-	if _, err := s.Transactional(context.Background(), dup, idempotency.HashPayload(benchPayload), handler("duplicate")); err != nil {
+	dup, err := env.Duplicate(context.Background())
+	if err != nil {
 		b.Fatal(err)
 	}
 	for _, conc := range benchConcurrency {
-		b.Run(fmt.Sprintf("duplicate/conc=%d", conc), func(b *testing.B) {
-			runConcurrent(b, conc, func(ctx context.Context) error {
-				out, err := s.Transactional(ctx, dup, idempotency.HashPayload(benchPayload), handler("duplicate"))
-				if err == nil && out != idempotency.OutcomeDuplicate {
-					err = fmt.Errorf("outcome %s, want duplicate", out)
-				}
-				return err
-			})
-		})
+		b.Run(fmt.Sprintf("duplicate/conc=%d", conc), func(b *testing.B) { runConcurrent(b, conc, dup) })
+	}
+	if err := env.CheckEffects(context.Background()); err != nil {
+		b.Fatal(err)
 	}
 }
 
