@@ -55,10 +55,14 @@ package: ## Build dist/<function>.zip for every function, with shared/ vendored 
 infra-check: ## Offline Terraform/OpenTofu checks of infra/ and environments/ (fmt, validate, plans, invariants, README examples, bootstrap) and of the pipeline (build configurations, scripts).
 	cd tests && go test -count=1 ./tfprovider/... ./infra/ ./pipeline/
 
+.PHONY: bench
+bench: ## Every benchmark in one process (one PostgreSQL, one pstest, the local stack): table + `bench:` line. BENCH_QUICK=1 for CI (see docs/benchmarks.md).
+	cd tools && go run ./cmd/bench $(BENCH_FLAGS)
+
 BENCHTIME ?= 2s
 
-.PHONY: bench
-bench: ## Idempotency and baseline benchmarks against one PostgreSQL (see docs/benchmarks.md).
+.PHONY: bench-idempotency
+bench-idempotency: ## Only the idempotency benchmarks, as go test -bench (BENCHTIME, default 2s).
 	cd shared && go test -run '^$$' -bench . -benchtime $(BENCHTIME) ./idempotency/
 
 FUZZTIME ?= 5s
@@ -83,7 +87,7 @@ fuzz-list: ## List every Go fuzz target (directory and name) that `make fuzz` ru
 RELAY_BENCHTIME ?= 5x
 
 .PHONY: bench-relay
-bench-relay: ## Outbox relay drain vs the Pub/Sub client alone, PostgreSQL + pstest (see docs/benchmarks.md).
+bench-relay: ## Only the outbox relay drain vs the Pub/Sub client alone, as go test -bench (make bench runs it too).
 	cd shared && go test -run '^$$' -bench RelayDrain -benchtime $(RELAY_BENCHTIME) ./outbox/
 
 .PHONY: modules

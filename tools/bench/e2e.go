@@ -126,7 +126,9 @@ func (r *runner) endToEnd(ctx context.Context) error {
 
 	r.logf("end to end: %.0f orders/s for %s", r.cfg.E2ERate, r.cfg.Phase)
 	a = r.snapshot(0)
+	waitPerf := r.startPerf(ctx, r.cfg.Phase)
 	p, err := l.runPhase(ctx, r.cfg.E2ERate, r.cfg.Phase, drainTimeout)
+	waitPerf()
 	if err != nil {
 		return err
 	}

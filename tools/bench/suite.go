@@ -56,6 +56,9 @@ type Config struct {
 	// ColdStarts is the cold starts per function (median taken); default
 	// 5 (Quick: 1).
 	ColdStarts int
+	// PerfDir, when set, records a perf CPU profile of every function
+	// during the end-to-end phase into this directory (needs perf).
+	PerfDir string
 	// Root is the repository root; default found from the working
 	// directory.
 	Root string

@@ -39,6 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		micro   = fs.Duration("micro", 0, "duration of each idempotency measure (default 2s, quick 200ms)")
 		verbose = fs.Bool("v", false, "stream every process's log of the local stack to stderr")
 		quiet   = fs.Bool("q", false, "no progress lines on stderr")
+		perfDir = fs.String("perf", "", "record a perf CPU profile of every function during the end-to-end phase into this directory")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -47,7 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: unexpected arguments %v\n", fs.Args())
 		return 2
 	}
-	cfg := bench.Config{Quick: *quick, Reps: *reps, Phase: *phase, Micro: *micro, Out: stdout, Log: stderr}
+	cfg := bench.Config{Quick: *quick, Reps: *reps, Phase: *phase, Micro: *micro, Out: stdout, Log: stderr, PerfDir: *perfDir}
 	if *quiet {
 		cfg.Log = io.Discard
 	}
