@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 )
@@ -208,6 +209,11 @@ func (a *asyncAdapter) ResumePublish(topic, orderingKey string) {
 	}
 }
 
+// PublishDelay is how long the client's per-topic publisher waits for more
+// messages before it sends a bundle (PublishSettings.DelayThreshold; the
+// client's default is 10ms). docs/benchmarks.md measures it.
+const PublishDelay = time.Millisecond
+
 // PubSub publishes with the Pub/Sub v2 client. It keeps one client-side
 // publisher per topic with message ordering enabled. When a publish with an
 // ordering key fails, the client pauses that key; PubSub resumes it so the
@@ -296,6 +302,10 @@ func (p *PubSub) publisher(topic string) *pubsub.Publisher {
 	if !ok {
 		pub = p.client.Publisher(topic)
 		pub.EnableMessageOrdering = true
+		// A publish after commit is on the path of every event: the client's
+		// default bundling delay (10ms) added 10ms per hop. Bundles still
+		// fill by count when many messages are queued (the relay's drain).
+		pub.PublishSettings.DelayThreshold = PublishDelay
 		p.publishers[topic] = pub
 	}
 	return pub

@@ -24,14 +24,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"example.com/platform/shared/manifest"
 	"example.com/platform/shared/testing/pgtest"
 	"example.com/platform/tools/localstack/stack"
 )
@@ -59,6 +62,9 @@ type Config struct {
 	// PerfDir, when set, records a perf CPU profile of every function
 	// during the end-to-end phase into this directory (needs perf).
 	PerfDir string
+	// AllCores runs every function with this machine's GOMAXPROCS instead
+	// of its manifest's resources.cpu, as `make dev` does.
+	AllCores bool
 	// Root is the repository root; default found from the working
 	// directory.
 	Root string
@@ -177,7 +183,12 @@ func (r *runner) run(ctx context.Context) (err error) {
 
 	r.logf("starting the local stack (the first run builds every function)")
 	start := time.Now()
+	env, err := r.productionEnv()
+	if err != nil {
+		return err
+	}
 	r.st, err = stack.Start(ctx, stack.Options{
+		Env:                env,
 		Root:               r.cfg.Root,
 		DatabaseURL:        dbs["platform"],
 		Log:                r.cfg.Stack,
@@ -229,6 +240,31 @@ func (r *runner) createDatabase(ctx context.Context, name string) (string, error
 	}
 	u.Path = "/" + db
 	return u.String(), nil
+}
+
+// productionEnv gives every function the GOMAXPROCS it gets on Cloud Run:
+// Go sets GOMAXPROCS from the container's CPU limit, which is the
+// manifest's resources.cpu (rounded up), while the local stack runs every
+// function on all of this machine's cores. More Ps than the CPU the
+// function is given only spin and wake threads for nothing
+// (docs/benchmarks.md, "CPU per event").
+func (r *runner) productionEnv() (map[string]map[string]string, error) {
+	if r.cfg.AllCores {
+		return nil, nil
+	}
+	repo, err := manifest.LoadRepo(r.cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]map[string]string{}
+	for _, m := range repo.Functions {
+		cpu, err := strconv.ParseFloat(m.Resources.CPU, 64)
+		if err != nil || cpu <= 0 {
+			continue
+		}
+		env[m.Name] = map[string]string{"GOMAXPROCS": strconv.Itoa(int(math.Ceil(cpu)))}
+	}
+	return env, nil
 }
 
 func loadAvg() string {

@@ -33,13 +33,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		quick   = fs.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "one short repetition of everything (default from BENCH_QUICK=1); numbers not meaningful")
-		reps    = fs.Int("reps", 0, "repetitions of each micro-benchmark (default 3, quick 1)")
-		phase   = fs.Duration("phase", 0, "duration of each steady-rate phase of the local stack (default 60s, quick 5s)")
-		micro   = fs.Duration("micro", 0, "duration of each idempotency measure (default 2s, quick 200ms)")
-		verbose = fs.Bool("v", false, "stream every process's log of the local stack to stderr")
-		quiet   = fs.Bool("q", false, "no progress lines on stderr")
-		perfDir = fs.String("perf", "", "record a perf CPU profile of every function during the end-to-end phase into this directory")
+		quick    = fs.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "one short repetition of everything (default from BENCH_QUICK=1); numbers not meaningful")
+		reps     = fs.Int("reps", 0, "repetitions of each micro-benchmark (default 3, quick 1)")
+		phase    = fs.Duration("phase", 0, "duration of each steady-rate phase of the local stack (default 60s, quick 5s)")
+		micro    = fs.Duration("micro", 0, "duration of each idempotency measure (default 2s, quick 200ms)")
+		verbose  = fs.Bool("v", false, "stream every process's log of the local stack to stderr")
+		quiet    = fs.Bool("q", false, "no progress lines on stderr")
+		allCores = fs.Bool("all-cores", false, "run every function with this machine's GOMAXPROCS, not its manifest's resources.cpu")
+		perfDir  = fs.String("perf", "", "record a perf CPU profile of every function during the end-to-end phase into this directory")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -48,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: unexpected arguments %v\n", fs.Args())
 		return 2
 	}
-	cfg := bench.Config{Quick: *quick, Reps: *reps, Phase: *phase, Micro: *micro, Out: stdout, Log: stderr, PerfDir: *perfDir}
+	cfg := bench.Config{Quick: *quick, Reps: *reps, Phase: *phase, Micro: *micro, Out: stdout, Log: stderr, PerfDir: *perfDir, AllCores: *allCores}
 	if *quiet {
 		cfg.Log = io.Discard
 	}

@@ -13,13 +13,30 @@ import (
 // arrived since the last pull" without sleeping: see Dispatcher.Quiet.
 // It is safe for concurrent use.
 type PublishCounter struct {
-	mu     sync.Mutex
-	counts map[string]int64 // by topic id
+	mu      sync.Mutex
+	counts  map[string]int64         // by topic id
+	waiters map[string]chan struct{} // by topic id: closed at its next publish
 }
 
 // NewPublishCounter returns an empty counter.
 func NewPublishCounter() *PublishCounter {
-	return &PublishCounter{counts: map[string]int64{}}
+	return &PublishCounter{counts: map[string]int64{}, waiters: map[string]chan struct{}{}}
+}
+
+// Next returns a channel that is closed when the next message is published
+// to the topic id (after this call). The Dispatcher waits on it instead of
+// only polling, so a message is pushed as soon as it is published: the
+// server stores the message under the lock the reactor runs under, so a
+// pull started when the channel closes sees it.
+func (c *PublishCounter) Next(topic string) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch, ok := c.waiters[topic]
+	if !ok {
+		ch = make(chan struct{})
+		c.waiters[topic] = ch
+	}
+	return ch
 }
 
 // ServerOption is the pstest option that makes the server report every
@@ -45,6 +62,10 @@ func (r counterReactor) React(req interface{}) (bool, interface{}, error) {
 		id := p.Topic[strings.LastIndex(p.Topic, "/")+1:]
 		r.c.mu.Lock()
 		r.c.counts[id] += int64(len(p.Messages))
+		if ch, ok := r.c.waiters[id]; ok {
+			close(ch)
+			delete(r.c.waiters, id)
+		}
 		r.c.mu.Unlock()
 	}
 	return false, nil, nil

@@ -253,6 +253,7 @@ func (d *Dispatcher) pullLoop(ctx context.Context, s *subState) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	slots := make(chan struct{}, d.cfg.MaxOutstanding)
+	settled := make(chan struct{}, 1) // a delivery of this subscription ended
 	for {
 		// Take one slot (waiting for it), then as many more as are free.
 		select {
@@ -271,7 +272,9 @@ func (d *Dispatcher) pullLoop(ctx context.Context, s *subState) {
 			}
 		}
 		var before int64
+		var published <-chan struct{} // closed at the next publish to the topic
 		if d.cfg.Counter != nil {
+			published = d.cfg.Counter.Next(s.Topic)
 			before = d.cfg.Counter.Count(s.Topic)
 		}
 		resp, err := d.cfg.Client.SubscriptionAdminClient.Pull(ctx, &pubsubpb.PullRequest{
@@ -299,18 +302,32 @@ func (d *Dispatcher) pullLoop(ctx context.Context, s *subState) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer kick(settled)
 				defer func() { <-slots }()
 				defer s.inFlight.Add(-1)
 				d.deliver(ctx, s, m)
 			}()
 		}
 		if len(msgs) == 0 {
+			// Pull again after PollInterval, or at once when a message is
+			// published to the topic or one of ours is settled (the next
+			// message of its ordering key may be ready).
 			select {
 			case <-time.After(d.cfg.PollInterval):
+			case <-published:
+			case <-settled:
 			case <-ctx.Done():
 				return
 			}
 		}
+	}
+}
+
+// kick signals ch without blocking (ch has a buffer of one).
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
