@@ -20,10 +20,15 @@ import (
 // the time from exec to the first 2xx answer to the request newReq builds
 // for the process's base URL, polled every millisecond. The process is
 // killed before it returns.
-func coldStart(ctx context.Context, bin string, env []string, newReq func(ctx context.Context, base string) (*http.Request, error), timeout time.Duration) (time.Duration, error) {
+//
+// listening is when the port first accepted a connection: the process's
+// own start (exec, runtime and package initialisation, the framework's
+// listener); the rest is the first request, which builds the function's
+// handler (connects, checks migrations) and answers it.
+func coldStart(ctx context.Context, bin string, env []string, newReq func(ctx context.Context, base string) (*http.Request, error), timeout time.Duration) (total, listening time.Duration, err error) {
 	port, err := freePort()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	out := make([]string, 0, len(env)+1)
 	for _, kv := range env {
@@ -43,7 +48,7 @@ func coldStart(ctx context.Context, bin string, env []string, newReq func(ctx co
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -51,18 +56,33 @@ func coldStart(ctx context.Context, bin string, env []string, newReq func(ctx co
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-exited
 	}()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for listening == 0 {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			listening = time.Since(start)
+			c.Close()
+			break
+		}
+		select {
+		case err := <-exited:
+			return 0, 0, fmt.Errorf("%s exited before it listened: %v", filepath.Base(bin), err)
+		case <-ctx.Done():
+			return 0, 0, fmt.Errorf("%s: not listening within %s", filepath.Base(bin), timeout)
+		case <-time.After(500 * time.Microsecond):
+		}
+	}
 	last := ""
 	for {
 		req, err := newReq(ctx, base)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		resp, err := client.Do(req)
 		if err == nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 			resp.Body.Close()
 			if resp.StatusCode/100 == 2 {
-				return time.Since(start), nil
+				return time.Since(start), listening, nil
 			}
 			last = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
 		} else {
@@ -70,9 +90,9 @@ func coldStart(ctx context.Context, bin string, env []string, newReq func(ctx co
 		}
 		select {
 		case err := <-exited:
-			return 0, fmt.Errorf("%s exited before its first 2xx: %v (last: %s)", filepath.Base(bin), err, last)
+			return 0, 0, fmt.Errorf("%s exited before its first 2xx: %v (last: %s)", filepath.Base(bin), err, last)
 		case <-ctx.Done():
-			return 0, fmt.Errorf("%s: no 2xx within %s (last: %s)", filepath.Base(bin), timeout, last)
+			return 0, 0, fmt.Errorf("%s: no 2xx within %s (last: %s)", filepath.Base(bin), timeout, last)
 		case <-time.After(time.Millisecond):
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -29,8 +30,11 @@ func (r *runner) startPerf(ctx context.Context, d time.Duration) func() {
 		return func() {}
 	}
 	var cmds []*exec.Cmd
+	pids := map[string]int{}
 	for _, name := range r.functionNames() {
-		pid := r.st.Pid(name)
+		pids[name] = r.st.Pid(name)
+	}
+	for name, pid := range pids {
 		if pid == 0 {
 			continue
 		}
@@ -43,7 +47,20 @@ func (r *runner) startPerf(ctx context.Context, d time.Duration) func() {
 		}
 		cmds = append(cmds, cmd)
 	}
+	// This process (dispatcher, pstest, load generator) profiles itself.
+	var prof *os.File
+	if f, err := os.Create(filepath.Join(r.cfg.PerfDir, "bench.pprof")); err == nil {
+		if err := pprof.StartCPUProfile(f); err == nil {
+			prof = f
+		} else {
+			f.Close()
+		}
+	}
 	return func() {
+		if prof != nil {
+			pprof.StopCPUProfile()
+			prof.Close()
+		}
 		for _, c := range cmds {
 			_ = c.Wait()
 		}

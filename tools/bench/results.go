@@ -29,7 +29,7 @@ type Results struct {
 	IdleFns, IdleOthers []CPUUse
 	MaxPhases           []*Phase
 	MaxRate             float64
-	ColdBare            time.Duration
+	ColdBare            ColdStart
 	Cold                []ColdStart
 }
 
@@ -37,10 +37,16 @@ type Results struct {
 // concurrency, in events/s.
 type IdemRep struct{ Raw, First, Dup float64 }
 
-// ColdStart is the median cold start of one function.
+// ColdStart is the cold start of one function: the medians of exec to
+// its first 2xx and of exec to its port accepting connections.
 type ColdStart struct {
-	Name   string
-	Median time.Duration
+	Name              string
+	Median, Listening time.Duration
+	All               []time.Duration
+	// LocalSink: the function writes the local JSON-lines stand-in for
+	// BigQuery, which it reads whole at start (not the product's path):
+	// shown, not counted in coldstart_vs_bare.
+	LocalSink bool
 }
 
 func (r *Results) addIdem(conc int, raw, first, dup float64) {
@@ -119,18 +125,21 @@ func (r *Results) rows() []row {
 		}
 		out = append(out, row{"cpu_ms_per_event", f2(worst.PerEvent()), "<= 1.0", "worst " + worst.Name + "; " + strings.Join(parts, ", "), yes(worst.PerEvent() <= 1.0)})
 	}
-	if len(r.Cold) > 0 && r.ColdBare > 0 {
+	if len(r.Cold) > 0 && r.ColdBare.Median > 0 {
 		worst := ColdStart{}
-		var parts []string
+		parts := []string{fmt.Sprintf("bare %s (listening %s)", ms(r.ColdBare.Median), ms(r.ColdBare.Listening))}
 		for _, c := range r.Cold {
-			if c.Median > worst.Median {
+			note := ""
+			if c.LocalSink {
+				note = ", local JSON-lines sink: not counted"
+			} else if c.Median > worst.Median {
 				worst = c
 			}
-			parts = append(parts, fmt.Sprintf("%s %s", c.Name, ms(c.Median)))
+			parts = append(parts, fmt.Sprintf("%s %s (listening %s%s)", c.Name, ms(c.Median), ms(c.Listening), note))
 		}
-		v := float64(worst.Median) / float64(r.ColdBare)
+		v := float64(worst.Median) / float64(r.ColdBare.Median)
 		out = append(out, row{"coldstart_vs_bare", f2(v), "<= 1.3",
-			fmt.Sprintf("worst %s; bare %s; %s", worst.Name, ms(r.ColdBare), strings.Join(parts, ", ")), yes(v <= 1.3)})
+			fmt.Sprintf("worst %s; %s", worst.Name, strings.Join(parts, ", ")), yes(v <= 1.3)})
 	}
 	return out
 }
