@@ -19,7 +19,7 @@ const (
 	maxRateP99    = 250 * time.Millisecond
 	ordersAPI     = "ordersapi"
 	drainTimeout  = 30 * time.Second
-	quietTimeout  = 2 * time.Minute
+	quietTimeout  = 5 * time.Minute
 	achievedShare = 0.95 // a phase must post at least this share of its rate
 )
 
@@ -172,7 +172,7 @@ func (r *runner) maxRate(ctx context.Context) error {
 			return false, err
 		}
 		ok := sustained(p)
-		r.logf("max rate: %s: sustained %t", p, ok)
+		r.logf("max rate: %s: sustained %t (outbox rows relayed so far: %d)", p, ok, r.relayed.Load())
 		r.res.MaxPhases = append(r.res.MaxPhases, p)
 		if err := r.quiet(ctx); err != nil {
 			return false, err

@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -135,6 +136,7 @@ type runner struct {
 	res     *Results
 	runID   string
 	loader  *loader
+	relayed atomic.Int64 // outbox rows the suite's relay published
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -155,6 +157,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	err := r.run(ctx)
 	r.res.Elapsed = time.Since(r.res.Started)
 	r.res.LoadAfter = loadAvg()
+	r.res.Relayed = r.relayed.Load()
 	r.res.Err = err
 	r.res.Write(cfg.Out)
 	return r.res, err
@@ -208,6 +211,11 @@ func (r *runner) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer r.db.Close()
+	stopRelay, err := r.startRelay()
+	if err != nil {
+		return err
+	}
+	defer stopRelay()
 
 	if err := r.idempotency(ctx, dbs["bench_idempotency"]); err != nil {
 		return err
