@@ -12,10 +12,12 @@ import (
 
 // relayEvery is how often the suite drains the stack's outbox of rows that
 // publish after commit left behind (it gave up within its budget, as under
-// overload): what the scheduled outbox relay does in production. Without
-// it an order whose event stayed in the outbox would never ship, and
-// the dispatcher, which only sees Pub/Sub, would call the system quiet.
-const relayEvery = time.Second
+// overload): what the scheduled outbox relay does in production (every
+// minute there). Without it an order whose event stayed in the outbox
+// would never ship, and the dispatcher, which only sees Pub/Sub, would
+// call the system quiet. Not more often: a drain also claims rows whose
+// publish after commit is merely late, and takes CPU from the stack.
+const relayEvery = 10 * time.Second
 
 // startRelay drains the stack's outbox every relayEvery until the returned
 // func is called.
