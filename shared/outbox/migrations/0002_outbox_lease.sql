@@ -1,7 +1,9 @@
--- Leases: a relay claims a batch of rows in one short statement that marks
--- them as leased (claimed_by, lease_until) and commits at once; no
--- transaction stays open while it publishes. A lease that is not renewed
--- (the relay died) expires and the rows can be claimed again.
+-- Leases: a relay claims a batch of rows in one short statement that
+-- leases the head (oldest pending row) of each key it takes (claimed_by,
+-- lease_until) and commits at once; no transaction stays open while it
+-- publishes. While its head is pending and leased, no other row of the key
+-- can be claimed. A lease that is not renewed (the relay died) expires and
+-- the key can be claimed again.
 --
 -- Parking: an operator can park a row (eventctl outbox park). A parked row
 -- is never claimed and, being still pending, keeps blocking the later rows
