@@ -198,5 +198,14 @@ func LoadEnv(getenv func(string) string, needs Needs) (Env, error) {
 	return env, fmt.Errorf("%w: %s", ErrConfig, strings.Join(parts, "; "))
 }
 
+// PositiveDuration is a Var.Check for a positive Go duration such as 50s.
+func PositiveDuration(v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return errors.New("want a positive duration such as 50s")
+	}
+	return nil
+}
+
 // Var returns a program-specific value.
 func (e Env) Var(name string) string { return e.Vars[name] }

@@ -74,13 +74,43 @@ type Manifest struct {
 	// ConsumesDeadLetters, when set, subscribes the function to the
 	// dead-letter topic of every other function with these settings.
 	ConsumesDeadLetters *Delivery            `yaml:"consumes_dead_letters"`
-	Publishes           []string             `yaml:"publishes"`
+	// Publishes lists the topics the function publishes to; PublishesAll
+	// ("*") alone means every topic of the catalogue (the outbox relay).
+	Publishes []string `yaml:"publishes"`
+	// Internal marks an HTTP service that only its own Schedules call:
+	// no invokers, no load balancer.
+	Internal bool `yaml:"internal"`
+	// Schedules are Cloud Scheduler jobs calling an HTTP service.
+	Schedules []Schedule `yaml:"schedules"`
 	Resources           Resources            `yaml:"resources"`
 	Env                 map[string]string    `yaml:"env"`
 	SecretEnv           map[string]SecretRef `yaml:"secret_env"`
 
 	// Path is the file the manifest was read from (not part of the YAML).
 	Path string `yaml:"-"`
+}
+
+// Schedule is one Cloud Scheduler job that calls an HTTP service with an
+// OIDC token of an identity allowed to invoke only that service.
+type Schedule struct {
+	// Name is the job's suffix: lowercase letters, digits and dashes.
+	Name string `yaml:"name"`
+	// Path is the path it POSTs to.
+	Path string `yaml:"path"`
+	// Cron is a five-field cron expression, in UTC.
+	Cron string `yaml:"cron"`
+}
+
+// PublishesAll, alone in publishes, means every topic of the catalogue.
+const PublishesAll = "*"
+
+// PublishedTopics is what m publishes to: its publishes list, or every
+// topic of cat for PublishesAll.
+func (m *Manifest) PublishedTopics(cat *Catalogue) []string {
+	if slices.Equal(m.Publishes, []string{PublishesAll}) {
+		return slices.Sorted(maps.Keys(cat.Topics))
+	}
+	return m.Publishes
 }
 
 // Owner is the team that owns a function.
@@ -161,6 +191,7 @@ var (
 	identRE     = regexp.MustCompile(`^[A-Z][A-Za-z0-9_]*$`)
 	envRE       = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 	secondsRE   = regexp.MustCompile(`^([0-9]+)s$`)
+	scheduleRE  = regexp.MustCompile(`^[a-z][a-z0-9-]{0,40}$`)
 	memoryRE    = regexp.MustCompile(`^([0-9]+)(Mi|Gi)$`)
 	secretRE    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
 	codeownerRE = regexp.MustCompile(`^@[A-Za-z0-9-]+(/[A-Za-z0-9._-]+)?$|^[^@\s]+@[^@\s]+$`)
@@ -374,6 +405,12 @@ func (m *Manifest) Validate(cat *Catalogue) error {
 	pub := map[string]bool{}
 	for i, t := range m.Publishes {
 		f := fmt.Sprintf("publishes[%d]", i)
+		if t == PublishesAll {
+			if len(m.Publishes) > 1 {
+				p.add(f, "%q (every topic) must be the only entry", PublishesAll)
+			}
+			continue
+		}
 		if _, ok := cat.Topics[t]; !ok {
 			p.addErr(f, fmt.Errorf("%w %q: add it to topics.yaml", ErrUnknownTopic, t))
 		}
@@ -384,6 +421,7 @@ func (m *Manifest) Validate(cat *Catalogue) error {
 	}
 	m.Resources.validate(&p, m.Kind)
 	m.validateDeadlines(&p)
+	m.validateSchedules(&p)
 	for _, k := range slices.Sorted(maps.Keys(m.Env)) {
 		if !envRE.MatchString(k) || slices.Contains(reservedEnv, k) {
 			p.add("env."+k, "is not an allowed variable name (upper case, digits, underscores; not one Cloud Run sets)")
@@ -462,6 +500,40 @@ func (r Resources) validate(p *problems, kind string) {
 	}
 	if t, ok := seconds(r.Timeout); !ok || t < 1 || t > limit {
 		p.add("resources.timeout", "%q must be whole seconds between 1s and %ds", r.Timeout, limit)
+	}
+}
+
+// validateSchedules checks the schedules and internal flag of an HTTP
+// service.
+func (m *Manifest) validateSchedules(p *problems) {
+	if m.Kind != KindHTTP {
+		if len(m.Schedules) > 0 {
+			p.add("schedules", "only http services are called on a schedule")
+		}
+		if m.Internal {
+			p.add("internal", "only http services can be internal")
+		}
+		return
+	}
+	if m.Internal && len(m.Schedules) == 0 {
+		p.add("internal", "an internal service needs schedules: nothing else may call it")
+	}
+	names := map[string]bool{}
+	for i, s := range m.Schedules {
+		f := fmt.Sprintf("schedules[%d]", i)
+		if !scheduleRE.MatchString(s.Name) {
+			p.add(f+".name", "%q must be 1-41 lowercase letters, digits or dashes, starting with a letter", s.Name)
+		}
+		if names[s.Name] {
+			p.add(f+".name", "%q is used twice", s.Name)
+		}
+		names[s.Name] = true
+		if !strings.HasPrefix(s.Path, "/") {
+			p.add(f+".path", "%q must start with /", s.Path)
+		}
+		if len(strings.Fields(s.Cron)) != 5 {
+			p.add(f+".cron", "%q must be a five-field cron expression such as \"* * * * *\"", s.Cron)
+		}
 	}
 }
 

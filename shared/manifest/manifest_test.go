@@ -210,3 +210,55 @@ func TestCatalogueValidation(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+const relayManifest = `
+name: relay
+description: Publishes what the outbox holds.
+owner: {team: platform, codeowners: ["@example-org/platform"]}
+kind: http
+entry_point: Relay
+idempotency: none
+database: true
+internal: true
+publishes: ["*"]
+schedules:
+  - {name: outbox-relay, path: /run, cron: "* * * * *"}
+resources: {memory: 256Mi, cpu: "1", concurrency: 1, max_instances: 1, timeout: 120s}
+`
+
+func TestScheduledInternalServiceThatPublishesEverywhere(t *testing.T) {
+	cat := catalogue(t)
+	m, err := manifest.Parse(strings.NewReader(relayManifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Validate(cat); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.PublishedTopics(cat); strings.Join(got, ",") != "order.created,payment.processed" {
+		t.Fatalf("published topics %v, want every catalogue topic", got)
+	}
+	if m.Schedules[0].Path != "/run" || !m.Internal {
+		t.Fatalf("decoded %+v", m)
+	}
+	for _, tc := range []struct{ old, new, want string }{
+		{`publishes: ["*"]`, `publishes: ["*", order.created]`, `publishes[0]: "*" (every topic) must be the only entry`},
+		{"cron: \"* * * * *\"", "cron: \"@hourly\"", "schedules[0].cron"},
+		{"path: /run", "path: run", "schedules[0].path"},
+		{"name: outbox-relay", "name: Outbox_Relay", "schedules[0].name"},
+		{"schedules:\n  - {name: outbox-relay, path: /run, cron: \"* * * * *\"}\n", "", "internal: an internal service needs schedules"},
+		{"kind: http", "kind: cloudevent", "schedules: only http services"},
+	} {
+		src := strings.Replace(relayManifest, tc.old, tc.new, 1)
+		if src == relayManifest {
+			t.Fatalf("replacement %q not applied", tc.old)
+		}
+		m, err := manifest.Parse(strings.NewReader(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Validate(cat); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q -> %q: err %v, want %q", tc.old, tc.new, err, tc.want)
+		}
+	}
+}

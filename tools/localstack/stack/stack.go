@@ -120,6 +120,10 @@ type Options struct {
 	// Observer, when set, sees every push of the dispatcher
 	// (dispatch.Config.Observer): called synchronously from many goroutines.
 	Observer func(dispatch.Event)
+	// ScheduleEvery, when positive, calls every HTTP service's schedules
+	// (the outbox relay's) at this interval, as Cloud Scheduler does with
+	// the manifests' cron; zero leaves it to RunSchedules.
+	ScheduleEvery time.Duration
 	// SkipMissing skips, with a warning, functions whose folder has no cmd/
 	// yet (their subscriptions are not dispatched) instead of failing.
 	SkipMissing bool
@@ -562,6 +566,9 @@ func (s *Stack) startDispatcher() error {
 	s.runDone = make(chan struct{})
 	go func() {
 		defer close(s.runDone)
+		if every := s.opts.ScheduleEvery; every > 0 {
+			go s.runSchedules(ctx, every)
+		}
 		_ = d.Run(ctx)
 	}()
 	return nil
