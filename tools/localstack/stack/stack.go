@@ -124,6 +124,21 @@ type Options struct {
 	// (the outbox relay's) at this interval, as Cloud Scheduler does with
 	// the manifests' cron; zero leaves it to RunSchedules.
 	ScheduleEvery time.Duration
+	// Fault, when set, is the dispatcher's fault injection hook
+	// (dispatch.Config.Fault); the chaos run sets it.
+	Fault func(dispatch.Push) dispatch.Fault
+	// PubSubFault, when set, puts a gRPC proxy between the functions and
+	// the Pub/Sub server (their PUBSUB_EMULATOR_HOST points at it) that
+	// calls PubSubFault before forwarding each call (method is the full
+	// gRPC method, e.g. "/google.pubsub.v1.Publisher/Publish"): it may
+	// sleep to slow the call and return a gRPC status error to fail it.
+	// (A pstest reactor cannot slow a call: it runs under the server's
+	// lock.) The stack's own client and dispatcher bypass it.
+	PubSubFault func(ctx context.Context, method string) error
+	// DatabaseSettings are set on the database for every new session
+	// (ALTER DATABASE ... SET name = 'value') before any function starts,
+	// e.g. idle_in_transaction_session_timeout.
+	DatabaseSettings map[string]string
 	// SkipMissing skips, with a warning, functions whose folder has no cmd/
 	// yet (their subscriptions are not dispatched) instead of failing.
 	SkipMissing bool
@@ -166,6 +181,9 @@ type Stack struct {
 	cancel   context.CancelFunc
 	runDone  chan struct{}
 	ownsPG   bool
+	pg       *pgtest.Cluster
+	proxy    *grpc.Server
+	proxyAdr string
 	ownsWork bool
 	stopOnce sync.Once
 	stopErr  error
@@ -262,6 +280,9 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err := s.startDatabase(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.applyDatabaseSettings(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.startProcesses(ctx); err != nil {
 		return nil, err
 	}
@@ -286,7 +307,7 @@ func (s *Stack) startPubSub(ctx context.Context) error {
 	if err := dispatch.Provision(ctx, s.Client, s.Plan); err != nil {
 		return fmt.Errorf("provision pubsub: %w", err)
 	}
-	return nil
+	return s.startFaultProxy()
 }
 
 func (s *Stack) startDatabase(ctx context.Context) error {
@@ -304,6 +325,7 @@ func (s *Stack) startDatabase(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
+	s.pg = c
 	conn, err := pgx.Connect(ctx, c.AdminURL)
 	if err != nil {
 		return fmt.Errorf("postgres: connect: %w", err)
@@ -399,7 +421,7 @@ func (s *Stack) functionEnv(m *manifest.Manifest, port int, ports map[string]int
 		"K_SERVICE":            m.Name,
 		"ENV":                  "local",
 		"GOOGLE_CLOUD_PROJECT": s.Project,
-		"PUBSUB_EMULATOR_HOST": s.PubSubAddr,
+		"PUBSUB_EMULATOR_HOST": s.functionPubSubAddr(),
 		"DATABASE_URL":         s.DatabaseURL,
 	}
 	if m.Kind == manifest.KindCloudEvent {
@@ -555,6 +577,7 @@ func (s *Stack) startDispatcher() error {
 		BackoffScale: s.opts.BackoffScale,
 		Duplicate:    s.opts.Duplicate,
 		Observer:     s.opts.Observer,
+		Fault:        s.opts.Fault,
 		Logger:       slog.New(slog.NewTextHandler(newPrefixWriter("dispatcher", 12, s.logMu, s.log), nil)),
 	}, subs)
 	if err != nil {
@@ -677,6 +700,9 @@ func (s *Stack) Stop() error {
 		}
 		if s.conn != nil {
 			s.conn.Close()
+		}
+		if s.proxy != nil {
+			s.proxy.Stop()
 		}
 		if s.Server != nil {
 			s.Server.Close()
