@@ -40,7 +40,7 @@ type injector struct {
 
 	mu        sync.Mutex
 	counts    map[string]int
-	poisoned  map[string]poison // by message id
+	poisoned  map[string]poison // by subscription + message id (a message id is per topic)
 	events    map[string]poison // by subscription + event id
 	firstPush map[string]time.Time
 	messages  int // first delivery attempts
@@ -76,14 +76,14 @@ func (in *injector) fault(p dispatch.Push) dispatch.Fault {
 	if p.Attempt == 1 {
 		in.messages++
 	}
-	if pz, ok := in.poisoned[p.MessageID]; ok {
-		_ = pz
+	msgKey := p.Subscription + "\x00" + p.MessageID
+	if _, ok := in.poisoned[msgKey]; ok {
 		in.first(p, now)
 		return dispatch.Fault{Poison: true}
 	}
 	if p.Attempt == 1 && poisonSubs[p.Subscription] && in.dice.float() < PoisonRate {
 		pz := poison{Subscription: p.Subscription, EventID: p.Attributes["ce-id"], OrderID: p.OrderingKey}
-		in.poisoned[p.MessageID] = pz
+		in.poisoned[msgKey] = pz
 		in.events[p.Subscription+"\x00"+pz.EventID] = pz
 		in.counts[FaultPoison]++
 		in.first(p, now)

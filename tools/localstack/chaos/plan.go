@@ -32,7 +32,7 @@ var Kinds = []string{FaultDuplicate, FaultDuplicateConcurrent, FaultTransient, F
 // Rates of the per-push and per-publish faults.
 const (
 	DuplicateRate   = 0.35 // of first delivery attempts; half of them concurrent
-	TransientRate   = 0.05 // of delivery attempts (only attempts 1-3 of a message)
+	TransientRate   = 0.05 // of delivery attempts (only attempts 1-2 of a message)
 	PoisonRate      = 0.01 // of order.created and payment.processed events
 	DeclineRate     = 0.02 // of orders: sent for the customer the gateway declines
 	PublishSlowRate = 0.05 // of publishes outside a publish window: delayed up to 300 ms
@@ -49,7 +49,7 @@ const (
 	PublishWindow   = 4 * time.Second
 	PublishPause    = 2500 * time.Millisecond
 	IdleTxTimeout   = "2s" // idle_in_transaction_session_timeout of the stack's PostgreSQL
-	maxInjectedFail = 3    // injected 503s only on attempts 1..maxInjectedFail
+	maxInjectedFail = 2    // injected 503s only on attempts 1..maxInjectedFail
 )
 
 // Action is one timed fault of the plan: it fires when At orders have
