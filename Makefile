@@ -47,6 +47,13 @@ codeowners: ## Regenerate CODEOWNERS from the function manifests (a test fails w
 demo: ## Start the stack, send orders (one declined, one poison message), wait until quiet, check every invariant. See docs/demo.md.
 	cd tools && go run ./cmd/demo $(DEMO_FLAGS)
 
+CHAOS_ORDERS ?= 10000
+CHAOS_SEED ?= 0
+
+.PHONY: chaos
+chaos: ## Chaos run: CHAOS_ORDERS orders (default 10000) through the local stack under seeded faults (CHAOS_SEED, 0 = random, printed); checks lost/double effects/order/stuck. See docs/chaos.md.
+	cd tools && go run ./cmd/chaos -orders $(CHAOS_ORDERS) -seed $(CHAOS_SEED) $(CHAOS_FLAGS)
+
 .PHONY: package
 package: ## Build dist/<function>.zip for every function, with shared/ vendored (builds with GOWORK=off, offline).
 	cd tools && go run ./cmd/package -root .. -out dist
