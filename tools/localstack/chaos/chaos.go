@@ -360,9 +360,15 @@ func (c *run) do(ctx context.Context, a Action) error {
 			return err
 		}
 		c.in.count(FaultTableAway, 1)
+		hits := c.in.Counts()[FaultTableAwayRetry]
 		_ = sleep(a.Hold)
+		for end := time.Now().Add(TableAwayMax - a.Hold); c.in.Counts()[FaultTableAwayRetry]-hits < TableAwayHits && time.Now().Before(end); {
+			if sleep(100*time.Millisecond) != nil {
+				break
+			}
+		}
 		err := c.sql(context.WithoutCancel(ctx), "ALTER TABLE shipments_away RENAME TO shipments")
-		c.progress("fault over: shipments table back")
+		c.progress("fault over: shipments table back after %d shipment retries on it", c.in.Counts()[FaultTableAwayRetry]-hits)
 		return err
 	case FaultGateway5xx:
 		set := func(b map[string]any) error {

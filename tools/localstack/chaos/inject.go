@@ -172,6 +172,9 @@ func (w logCounter) Write(b []byte) (int, error) {
 			(bytes.Contains(line, []byte(`"to":"open"`)) || bytes.Contains(line, []byte("to=open"))) {
 			w.in.count(FaultBreakerOpen, 1)
 		}
+		if bytes.HasPrefix(line, []byte("shipment ")) && (bytes.Contains(line, []byte(`"error_class":"schema"`)) || bytes.Contains(line, []byte(`"error_class":"permission"`))) {
+			w.in.count(FaultTableAwayRetry, 1)
+		}
 	}
 	return w.out.Write(b)
 }

@@ -23,11 +23,12 @@ const (
 	FaultPGRestart           = "postgres_restart"          // PostgreSQL restarted (pg_ctl restart -m fast)
 	FaultSigKill             = "sigkill"                   // a function process SIGKILLed (then restarted)
 	FaultTableAway           = "table_away"                // the shipments table renamed away for TableAway
+	FaultTableAwayRetry      = "table_away_retry"          // a shipment delivery answered 503 with error_class schema/permission (from its log)
 )
 
 // Kinds lists every fault kind in report order; a complete run fires each.
 var Kinds = []string{FaultDuplicate, FaultDuplicateConcurrent, FaultTransient, FaultPoison, FaultGateway5xx, FaultGatewayTimeout,
-	FaultBreakerOpen, FaultPublishDelay, FaultPublishPause, FaultPublishFail, FaultPGRestart, FaultSigKill, FaultTableAway}
+	FaultBreakerOpen, FaultPublishDelay, FaultPublishPause, FaultPublishFail, FaultPGRestart, FaultSigKill, FaultTableAway, FaultTableAwayRetry}
 
 // Rates of the per-push and per-publish faults.
 const (
@@ -44,7 +45,14 @@ const (
 
 // Durations of the timed faults.
 const (
+	// TableAway is how long the shipments table stays away at least; it
+	// stays away longer (at most TableAwayMax) until the shipment function
+	// has answered TableAwayHits deliveries with a schema error, so the
+	// fault cannot miss (e.g. while the payment breaker is open and no
+	// payment.processed flows).
 	TableAway       = 10 * time.Second
+	TableAwayMax    = 60 * time.Second
+	TableAwayHits   = 5
 	GatewayBurst    = 3 * time.Second // each of the 5xx and the timeout part
 	PublishWindow   = 4 * time.Second
 	PublishPause    = 2500 * time.Millisecond
