@@ -328,6 +328,7 @@ func (d *Dispatcher) deliver(ctx context.Context, s *subState, rm *pubsubpb.Rece
 	msg := messaging.Message{Data: pm.Data, Attributes: pm.Attributes, OrderingKey: pm.OrderingKey}
 	publishTime := pm.PublishTime.AsTime()
 	dup := d.duplicate.Load()
+	duplicated := dup
 	ev := Event{Subscription: s.ID, Consumer: s.Consumer, MessageID: pm.MessageId, OrderingKey: pm.OrderingKey}
 	for attempt := 1; ; attempt++ {
 		del := events.Delivery{
@@ -357,8 +358,8 @@ func (d *Dispatcher) deliver(ctx context.Context, s *subState, rm *pubsubpb.Rece
 			d.observe(ev, attempt, st2, err2, OutcomeDuplicate, 0)
 		default:
 			status, err = d.push(ctx, s, m, del)
-			if fault.Duplicate && err == nil && Success(status) {
-				dup = true
+			if fault.Duplicate && !duplicated && err == nil && Success(status) {
+				dup, duplicated = true, true // once per message
 			}
 		}
 		if ctx.Err() != nil {
