@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"example.com/platform/tools/localstack/scenario"
 	"example.com/platform/tools/localstack/stack"
 )
@@ -356,9 +358,14 @@ func (c *run) do(ctx context.Context, a Action) error {
 		c.in.count(FaultPGRestart, 1)
 		return nil
 	case FaultTableAway:
-		if err := c.sql(ctx, "ALTER TABLE shipments RENAME TO shipments_away"); err != nil {
+		away, back, how, err := c.tableAway(ctx)
+		if err != nil {
 			return err
 		}
+		if err := c.sql(ctx, away); err != nil {
+			return err
+		}
+		c.progress("shipments table away: %s", how)
 		c.in.count(FaultTableAway, 1)
 		hits := c.in.Counts()[FaultTableAwayRetry]
 		_ = sleep(a.Hold)
@@ -367,7 +374,7 @@ func (c *run) do(ctx context.Context, a Action) error {
 				break
 			}
 		}
-		err := c.sql(context.WithoutCancel(ctx), "ALTER TABLE shipments_away RENAME TO shipments")
+		err = c.sql(context.WithoutCancel(ctx), back)
 		c.progress("fault over: shipments table back after %d shipment retries on it", c.in.Counts()[FaultTableAwayRetry]-hits)
 		return err
 	case FaultGateway5xx:
@@ -396,6 +403,42 @@ func (c *run) do(ctx context.Context, a Action) error {
 		return nil
 	}
 	return fmt.Errorf("unknown fault kind %q", a.Kind)
+}
+
+// tableAway returns the statements that take the shipments table away
+// from the shipment function and give it back: where the function
+// connects as a role of its own, revoke that role's privileges on the
+// table (and grant them back), otherwise rename the table.
+func (c *run) tableAway(ctx context.Context) (away, back, how string, err error) {
+	role := dbUser(c.s.ProcessEnv(scenario.Shipment, "DATABASE_URL"))
+	if role == "" || role == dbUser(c.s.DatabaseURL) {
+		return "ALTER TABLE shipments RENAME TO shipments_away", "ALTER TABLE shipments_away RENAME TO shipments",
+			"renamed to shipments_away (the functions share one database role)", nil
+	}
+	rows, err := c.r.DB().Query(ctx, `SELECT privilege_type FROM information_schema.role_table_grants
+		WHERE grantee = $1 AND table_name = 'shipments' AND table_schema = current_schema()`, role)
+	if err != nil {
+		return "", "", "", fmt.Errorf("grants of %s: %w", role, err)
+	}
+	privs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "", "", "", fmt.Errorf("grants of %s: %w", role, err)
+	}
+	if len(privs) == 0 {
+		return "", "", "", fmt.Errorf("role %s has no grant on shipments to revoke", role)
+	}
+	list, r := strings.Join(privs, ", "), pgx.Identifier{role}.Sanitize()
+	return "REVOKE " + list + " ON shipments FROM " + r, "GRANT " + list + " ON shipments TO " + r,
+		"revoked " + list + " from role " + role, nil
+}
+
+// dbUser is the user name of a PostgreSQL URL ("" when none).
+func dbUser(dsn string) string {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return ""
+	}
+	return cfg.User
 }
 
 // sql runs one statement on the stack's database as its owner, retrying

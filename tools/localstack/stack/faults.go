@@ -142,3 +142,20 @@ func (s *Stack) startFaultProxy() error {
 	}()
 	return nil
 }
+
+// ProcessEnv returns the value of an environment variable of a process as
+// the stack started it ("" when unset or the process is unknown), e.g. a
+// function's DATABASE_URL.
+func (s *Stack) ProcessEnv(name, key string) string {
+	p, ok := s.procs[name]
+	if !ok {
+		return ""
+	}
+	v := ""
+	for _, kv := range p.env {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val // the last one wins, as in exec
+		}
+	}
+	return v
+}
