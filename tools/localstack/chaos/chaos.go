@@ -242,7 +242,7 @@ func (c *run) send(ctx context.Context) error {
 					}
 					c.progress("order %d not accepted: %v", i, err)
 				}
-				if n := c.sent.Add(1); n%1000 == 0 {
+				if n := c.sent.Add(1); n%1000 == 0 && int(n) < len(c.batch.Items) {
 					c.progress("sent %d orders", n)
 				}
 			}

@@ -24,7 +24,7 @@ type Report struct {
 	Paid, Declined, Shipped, Poisoned int
 	// Faults counts the injected faults by kind (see Kinds).
 	Faults map[string]int
-	// SigKilled lists the processes SIGKILLed.
+	// Plan is the run's timed faults.
 	Plan Plan
 	// Messages counts first delivery attempts (distinct pushes).
 	Messages int
