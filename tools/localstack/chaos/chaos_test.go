@@ -43,6 +43,9 @@ func TestShortChaosRunHoldsEveryInvariant(t *testing.T) {
 	if kills < 6 || rep.Faults[chaos.FaultSigKill] != kills {
 		t.Errorf("SIGKILLed %d processes, the plan has %d, want every function (at least 6)", rep.Faults[chaos.FaultSigKill], kills)
 	}
+	if rep.IdleTxTimeout != chaos.IdleTxTimeout {
+		t.Errorf("idle_in_transaction_session_timeout = %q, want %q", rep.IdleTxTimeout, chaos.IdleTxTimeout)
+	}
 	if rep.Accepted != 200 {
 		t.Errorf("accepted %d orders, want 200", rep.Accepted)
 	}

@@ -1,11 +1,13 @@
 package chaos
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -33,6 +35,11 @@ type Report struct {
 	// DeadLettered counts distinct events in the archive (per subscription).
 	DeadLettered int
 	Seconds      float64
+	// IdleTxTimeout is idle_in_transaction_session_timeout as a session of
+	// the run's database sees it; IdleTxKills counts sessions the server
+	// ended for it (its log), -1 when the log is not ours to read.
+	IdleTxTimeout string
+	IdleTxKills   int
 	// Violations explains every non-zero invariant (at most a few per kind).
 	Violations []string
 }
@@ -69,6 +76,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		dups := r.Faults[FaultDuplicate] + r.Faults[FaultDuplicateConcurrent]
 		fmt.Fprintf(tw, "  (messages pushed: %d; duplicated: %.1f%%)\n", r.Messages, 100*float64(dups)/float64(r.Messages))
 	}
+	fmt.Fprintf(tw, "\nidle_in_transaction_session_timeout=%s; sessions ended by it: %d\n", r.IdleTxTimeout, r.IdleTxKills)
 	fmt.Fprintln(tw, "\nInvariants")
 	for _, inv := range []struct {
 		name string
@@ -254,6 +262,16 @@ func (c *run) observe(ctx context.Context) (*Report, error) {
 				rep.OrderViolations++
 				violate("order_violations", "order %s: first push on %s at %s, on %s at %v (present %t)", id, pair[1], later.Format("15:04:05.000"), pair[0], earlier.Format("15:04:05.000"), ok)
 			}
+		}
+	}
+
+	if err := db.QueryRow(ctx, `SELECT current_setting('idle_in_transaction_session_timeout')`).Scan(&rep.IdleTxTimeout); err != nil {
+		return nil, fmt.Errorf("read idle_in_transaction_session_timeout: %w", err)
+	}
+	rep.IdleTxKills = -1
+	if path := c.s.DatabaseLogPath(); path != "" {
+		if b, err := os.ReadFile(path); err == nil {
+			rep.IdleTxKills = bytes.Count(b, []byte("idle-in-transaction timeout"))
 		}
 	}
 

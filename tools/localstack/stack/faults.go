@@ -159,3 +159,12 @@ func (s *Stack) ProcessEnv(name, key string) string {
 	}
 	return v
 }
+
+// DatabaseLogPath is the server log of the stack's own PostgreSQL cluster,
+// or "" when the database is DATABASE_URL's.
+func (s *Stack) DatabaseLogPath() string {
+	if s.pg == nil {
+		return ""
+	}
+	return s.pg.LogPath()
+}
