@@ -43,6 +43,16 @@ func TestShortChaosRunHoldsEveryInvariant(t *testing.T) {
 	if kills < 6 || rep.Faults[chaos.FaultSigKill] != kills {
 		t.Errorf("SIGKILLed %d processes, the plan has %d, want every function (at least 6)", rep.Faults[chaos.FaultSigKill], kills)
 	}
+	afterCommit := 0
+	for p, m := range rep.PublishFaults {
+		if p != "relay" {
+			afterCommit += m[chaos.FaultPublishPause] + m[chaos.FaultPublishFail]
+		}
+	}
+	if afterCommit == 0 {
+		t.Errorf("no after-commit publish paused or failed: %v", rep.PublishFaults)
+	}
+	t.Logf("publish faults on the relay path: %v", rep.PublishFaults["relay"])
 	if rep.IdleTxTimeout != chaos.IdleTxTimeout {
 		t.Errorf("idle_in_transaction_session_timeout = %q, want %q", rep.IdleTxTimeout, chaos.IdleTxTimeout)
 	}

@@ -26,6 +26,9 @@ type Report struct {
 	Paid, Declined, Shipped, Poisoned int
 	// Faults counts the injected faults by kind (see Kinds).
 	Faults map[string]int
+	// PublishFaults counts the publish faults per function process (the
+	// relay's are the relay path, the others' the after-commit path).
+	PublishFaults map[string]map[string]int
 	// Plan is the run's timed faults.
 	Plan Plan
 	// Messages counts first delivery attempts (distinct pushes).
@@ -76,6 +79,13 @@ func (r *Report) WriteTable(w io.Writer) {
 		dups := r.Faults[FaultDuplicate] + r.Faults[FaultDuplicateConcurrent]
 		fmt.Fprintf(tw, "  (messages pushed: %d; duplicated: %.1f%%)\n", r.Messages, 100*float64(dups)/float64(r.Messages))
 	}
+	if len(r.PublishFaults) > 0 {
+		fmt.Fprintf(tw, "\nPublish faults per process\n  process\t%s\t%s\t%s\n", FaultPublishDelay, FaultPublishPause, FaultPublishFail)
+		for _, p := range slices.Sorted(maps.Keys(r.PublishFaults)) {
+			m := r.PublishFaults[p]
+			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\n", p, m[FaultPublishDelay], m[FaultPublishPause], m[FaultPublishFail])
+		}
+	}
 	fmt.Fprintf(tw, "\nidle_in_transaction_session_timeout=%s; sessions ended by it: %d\n", r.IdleTxTimeout, r.IdleTxKills)
 	fmt.Fprintln(tw, "\nInvariants")
 	for _, inv := range []struct {
@@ -102,6 +112,10 @@ func (c *run) observe(ctx context.Context) (*Report, error) {
 	rep := &Report{Seed: c.cfg.Seed, Orders: c.cfg.Orders, Faults: c.in.Counts(), Plan: c.plan}
 	c.in.mu.Lock()
 	rep.Messages = c.in.messages
+	rep.PublishFaults = map[string]map[string]int{}
+	for p, m := range c.in.byProcess {
+		rep.PublishFaults[p] = maps.Clone(m)
+	}
 	poisons := maps.Clone(c.in.events)
 	c.in.mu.Unlock()
 	db := c.r.DB()

@@ -43,18 +43,30 @@ type injector struct {
 	poisoned  map[string]poison // by subscription + message id (a message id is per topic)
 	events    map[string]poison // by subscription + event id
 	firstPush map[string]time.Time
-	messages  int // first delivery attempts
+	byProcess map[string]map[string]int // publish faults per function process
+	messages  int                       // first delivery attempts
 }
 
 func newInjector(seed uint64) *injector {
 	return &injector{dice: newDice(seed), counts: map[string]int{}, poisoned: map[string]poison{},
-		events: map[string]poison{}, firstPush: map[string]time.Time{}}
+		events: map[string]poison{}, firstPush: map[string]time.Time{}, byProcess: map[string]map[string]int{}}
 }
 
 func (in *injector) count(kind string, n int) {
 	in.mu.Lock()
 	in.counts[kind] += n
 	in.mu.Unlock()
+}
+
+// countPublish counts a publish fault in total and per process.
+func (in *injector) countPublish(process, kind string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.counts[kind]++
+	if in.byProcess[process] == nil {
+		in.byProcess[process] = map[string]int{}
+	}
+	in.byProcess[process][kind]++
 }
 
 // Counts returns the faults fired so far, by kind.
@@ -126,7 +138,7 @@ func (in *injector) firstPushOf(sub, key string) (time.Time, bool) {
 
 // publish is the stack's PubSubFault hook: it slows or fails the
 // functions' (and the relay's) Publish calls.
-func (in *injector) publish(ctx context.Context, method string) error {
+func (in *injector) publish(ctx context.Context, process, method string) error {
 	if !strings.HasSuffix(method, "/Publish") {
 		return nil
 	}
@@ -144,16 +156,16 @@ func (in *injector) publish(ctx context.Context, method string) error {
 	if in.window.Load() > 0 {
 		switch {
 		case x < PausePart:
-			in.count(FaultPublishPause, 1)
+			in.countPublish(process, FaultPublishPause)
 			return sleep(PublishPause)
 		case x < PausePart+FailPart:
-			in.count(FaultPublishFail, 1)
+			in.countPublish(process, FaultPublishFail)
 			return status.Error(codes.Unavailable, "chaos: injected publish failure")
 		}
 		return nil
 	}
 	if x < PublishSlowRate {
-		in.count(FaultPublishDelay, 1)
+		in.countPublish(process, FaultPublishDelay)
 		return sleep(time.Duration(in.dice.intn(300)+1) * time.Millisecond)
 	}
 	return nil

@@ -80,13 +80,22 @@ func (s *Stack) applyDatabaseSettings(ctx context.Context) error {
 	return nil
 }
 
-// functionPubSubAddr is the Pub/Sub address the functions get: the fault
-// proxy's when one runs.
-func (s *Stack) functionPubSubAddr() string {
-	if s.proxyAdr != "" {
-		return s.proxyAdr
+// functionPubSubAddr is the Pub/Sub address a function gets: its fault
+// proxy's when Options.PubSubFault is set (started here, once per
+// function), else the server's.
+func (s *Stack) functionPubSubAddr(name string) string {
+	if s.opts.PubSubFault == nil {
+		return s.PubSubAddr
 	}
-	return s.PubSubAddr
+	if a, ok := s.proxyAdr[name]; ok {
+		return a
+	}
+	a, err := s.startFaultProxy(name)
+	if err != nil {
+		s.warn(fmt.Sprintf("pubsub fault proxy for %s: %v; it talks to the server directly", name, err))
+		return s.PubSubAddr
+	}
+	return a
 }
 
 // rawCodec passes gRPC messages through as bytes.
@@ -99,22 +108,19 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 }
 func (rawCodec) Name() string { return "proto" }
 
-// startFaultProxy starts the Pub/Sub fault proxy when Options.PubSubFault
-// is set: a gRPC server that forwards every unary call, as bytes, to the
-// pstest server after asking PubSubFault. Streaming calls (StreamingPull)
-// are refused: the functions only publish.
-func (s *Stack) startFaultProxy() error {
-	if s.opts.PubSubFault == nil {
-		return nil
-	}
+// startFaultProxy starts the Pub/Sub fault proxy of one function: a gRPC
+// server that forwards every unary call, as bytes, to the pstest server
+// after asking Options.PubSubFault. Streaming calls (StreamingPull) are
+// not forwarded: the functions only publish.
+func (s *Stack) startFaultProxy(name string) (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fmt.Errorf("pubsub fault proxy: %w", err)
+		return "", err
 	}
 	up, err := grpc.NewClient(s.PubSubAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		l.Close()
-		return fmt.Errorf("pubsub fault proxy: dial: %w", err)
+		return "", fmt.Errorf("dial: %w", err)
 	}
 	fault := s.opts.PubSubFault
 	handler := func(_ any, stream grpc.ServerStream) error {
@@ -124,7 +130,7 @@ func (s *Stack) startFaultProxy() error {
 			return err
 		}
 		ctx := stream.Context()
-		if err := fault(ctx, method); err != nil {
+		if err := fault(ctx, name, method); err != nil {
 			return err
 		}
 		var out []byte
@@ -134,13 +140,16 @@ func (s *Stack) startFaultProxy() error {
 		return stream.SendMsg(&out)
 	}
 	srv := grpc.NewServer(grpc.ForceServerCodec(rawCodec{}), grpc.UnknownServiceHandler(handler))
-	s.proxy = srv
-	s.proxyAdr = l.Addr().String()
+	if s.proxies == nil {
+		s.proxies, s.proxyAdr = map[string]*grpc.Server{}, map[string]string{}
+	}
+	s.proxies[name] = srv
+	s.proxyAdr[name] = l.Addr().String()
 	go func() {
 		_ = srv.Serve(l)
 		up.Close()
 	}()
-	return nil
+	return s.proxyAdr[name], nil
 }
 
 // ProcessEnv returns the value of an environment variable of a process as

@@ -127,14 +127,15 @@ type Options struct {
 	// Fault, when set, is the dispatcher's fault injection hook
 	// (dispatch.Config.Fault); the chaos run sets it.
 	Fault func(dispatch.Push) dispatch.Fault
-	// PubSubFault, when set, puts a gRPC proxy between the functions and
-	// the Pub/Sub server (their PUBSUB_EMULATOR_HOST points at it) that
-	// calls PubSubFault before forwarding each call (method is the full
-	// gRPC method, e.g. "/google.pubsub.v1.Publisher/Publish"): it may
-	// sleep to slow the call and return a gRPC status error to fail it.
-	// (A pstest reactor cannot slow a call: it runs under the server's
-	// lock.) The stack's own client and dispatcher bypass it.
-	PubSubFault func(ctx context.Context, method string) error
+	// PubSubFault, when set, puts a gRPC proxy between each function and
+	// the Pub/Sub server (its PUBSUB_EMULATOR_HOST points at it) that
+	// calls PubSubFault before forwarding each call (process is the
+	// function's name, method the full gRPC method, e.g.
+	// "/google.pubsub.v1.Publisher/Publish"): it may sleep to slow the
+	// call and return a gRPC status error to fail it. (A pstest reactor
+	// cannot slow a call: it runs under the server's lock.) The stack's
+	// own client and dispatcher bypass it.
+	PubSubFault func(ctx context.Context, process, method string) error
 	// DatabaseSettings are set on the database for every new session
 	// (ALTER DATABASE ... SET name = 'value') before any function starts,
 	// e.g. idle_in_transaction_session_timeout.
@@ -182,8 +183,8 @@ type Stack struct {
 	runDone  chan struct{}
 	ownsPG   bool
 	pg       *pgtest.Cluster
-	proxy    *grpc.Server
-	proxyAdr string
+	proxies  map[string]*grpc.Server // Pub/Sub fault proxies by function
+	proxyAdr map[string]string
 	ownsWork bool
 	stopOnce sync.Once
 	stopErr  error
@@ -307,7 +308,7 @@ func (s *Stack) startPubSub(ctx context.Context) error {
 	if err := dispatch.Provision(ctx, s.Client, s.Plan); err != nil {
 		return fmt.Errorf("provision pubsub: %w", err)
 	}
-	return s.startFaultProxy()
+	return nil
 }
 
 func (s *Stack) startDatabase(ctx context.Context) error {
@@ -421,7 +422,7 @@ func (s *Stack) functionEnv(m *manifest.Manifest, port int, ports map[string]int
 		"K_SERVICE":            m.Name,
 		"ENV":                  "local",
 		"GOOGLE_CLOUD_PROJECT": s.Project,
-		"PUBSUB_EMULATOR_HOST": s.functionPubSubAddr(),
+		"PUBSUB_EMULATOR_HOST": s.functionPubSubAddr(m.Name),
 		"DATABASE_URL":         s.DatabaseURL,
 	}
 	if m.Kind == manifest.KindCloudEvent {
@@ -701,8 +702,8 @@ func (s *Stack) Stop() error {
 		if s.conn != nil {
 			s.conn.Close()
 		}
-		if s.proxy != nil {
-			s.proxy.Stop()
+		for _, p := range s.proxies {
+			p.Stop()
 		}
 		if s.Server != nil {
 			s.Server.Close()
