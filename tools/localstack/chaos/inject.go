@@ -27,6 +27,9 @@ var (
 	poisonSubs = map[string]bool{subPayment: true, subShipment: true}
 )
 
+// relayProcess is the outbox relay's process name.
+const relayProcess = "relay"
+
 // poison is one poisoned event.
 type poison struct {
 	Subscription, EventID, OrderID string
@@ -158,9 +161,18 @@ func (in *injector) publish(ctx context.Context, process, method string) error {
 		case x < PausePart:
 			in.countPublish(process, FaultPublishPause)
 			return sleep(PublishPause)
-		case x < PausePart+FailPart:
+		case x < PausePart+FailPart/2:
 			in.countPublish(process, FaultPublishFail)
 			return status.Error(codes.Unavailable, "chaos: injected publish failure")
+		case x < PausePart+FailPart:
+			in.countPublish(process, FaultPublishFail)
+			if process == relayProcess {
+				return status.Error(codes.Unavailable, "chaos: injected publish failure")
+			}
+			// Not retried by the client: the after-commit publish gives
+			// up at once and leaves its outbox row to the relay, whose
+			// publishes the window hits too.
+			return status.Error(codes.FailedPrecondition, "chaos: injected publish failure (not retried by the client)")
 		}
 		return nil
 	}

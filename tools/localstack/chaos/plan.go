@@ -54,7 +54,7 @@ const (
 	TableAwayMax    = 60 * time.Second
 	TableAwayHits   = 5
 	GatewayBurst    = 3 * time.Second // each of the 5xx and the timeout part
-	PublishWindow   = 4 * time.Second
+	PublishWindow   = 8 * time.Second
 	PublishPause    = 2500 * time.Millisecond
 	IdleTxTimeout   = "2s" // idle_in_transaction_session_timeout of the stack's PostgreSQL
 	maxInjectedFail = 2    // injected 503s only on attempts 1..maxInjectedFail
