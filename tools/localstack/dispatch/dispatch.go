@@ -25,7 +25,9 @@
 //     (the deadletter.AttrPubSub* constants), and the original is acknowledged.
 //
 // Optionally every message is delivered twice (Config.Duplicate), as when an
-// acknowledgement is lost, to show that handlers are idempotent.
+// acknowledgement is lost, to show that handlers are idempotent, and a
+// fault hook (Config.Fault, used by the chaos run) may fail, poison or
+// duplicate (also concurrently) any delivery attempt.
 package dispatch
 
 import (
@@ -354,7 +356,7 @@ func (d *Dispatcher) deliver(ctx context.Context, s *subState, rm *pubsubpb.Rece
 		case fault.Duplicate && fault.Concurrent:
 			var st2 int
 			var err2 error
-			status, err, st2, err2 = d.pushConcurrently(ctx, s, func() (int, error) { return d.push(ctx, s, m, del) })
+			status, err, st2, err2 = pushConcurrently(func() (int, error) { return d.push(ctx, s, m, del) })
 			d.observe(ev, attempt, st2, err2, OutcomeDuplicate, 0)
 		default:
 			status, err = d.push(ctx, s, m, del)

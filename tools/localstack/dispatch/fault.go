@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-	"context"
 	"errors"
 	"sync"
 )
@@ -45,9 +44,9 @@ type Fault struct {
 	Concurrent bool
 }
 
-// pushConcurrently pushes m twice at the same time and returns the result
-// of a successful push if either succeeded, else the first's.
-func (d *Dispatcher) pushConcurrently(ctx context.Context, s *subState, push func() (int, error)) (int, error, int, error) {
+// pushConcurrently calls push twice at the same time and returns the
+// result of a successful push first if either succeeded, then the other's.
+func pushConcurrently(push func() (int, error)) (int, error, int, error) {
 	var wg sync.WaitGroup
 	var st [2]int
 	var errs [2]error
