@@ -57,6 +57,17 @@ type Config struct {
 	Log, Progress io.Writer
 }
 
+// ErrBadConfig is returned by Validate (and Run) for a negative field.
+var ErrBadConfig = errors.New("chaos: invalid config")
+
+// Validate reports a configuration error.
+func (c Config) Validate() error {
+	if c.Orders < 0 || c.Workers < 0 || c.Rate < 0 || c.BackoffScale < 0 || c.Timeout < 0 {
+		return fmt.Errorf("%w: orders, workers, rate, backoff scale and timeout must not be negative", ErrBadConfig)
+	}
+	return nil
+}
+
 func (c *Config) defaults() {
 	if c.Orders <= 0 {
 		c.Orders = DefaultOrders
@@ -109,6 +120,9 @@ func (c *run) fail(err error) {
 // means the run itself failed (the stack did not start, a fault could not
 // be injected or undone); a violated invariant is in the report.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	cfg.defaults()
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()

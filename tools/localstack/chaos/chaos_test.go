@@ -3,6 +3,7 @@ package chaos_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -69,6 +70,12 @@ func TestShortChaosRunHoldsEveryInvariant(t *testing.T) {
 	}
 	if os.Getenv("CHAOS_TEST_LOGS") != "" {
 		t.Log(logs.String())
+	}
+}
+
+func TestRunRejectsABadConfig(t *testing.T) {
+	if _, err := chaos.Run(context.Background(), chaos.Config{Orders: -1}); !errors.Is(err, chaos.ErrBadConfig) {
+		t.Errorf("Run(Orders: -1) = %v, want ErrBadConfig", err)
 	}
 }
 
