@@ -66,7 +66,7 @@ func TestThroughTheFramework(t *testing.T) {
 		t.Fatalf("dead letters of the bad payload: %d", n)
 	}
 
-	deps, err := app.Open(context.Background(), app.Env{Function: "payment-test", Database: app.Database{URL: dbURL}}, app.Needs{Database: true}, nil)
+	deps, err := app.Open(context.Background(), app.Env{Function: "payment-test", Database: app.Database{URL: dbURL, Migrate: true}}, app.Needs{Database: true}, nil)
 	must(t, err)
 	t.Cleanup(deps.Close)
 	e.deps = deps
