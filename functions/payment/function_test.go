@@ -42,6 +42,7 @@ func TestThroughTheFramework(t *testing.T) {
 		app.EnvFunction:        "payment",
 		app.EnvProject:         pubsubtest.Project,
 		app.EnvDatabaseURL:     dbURL,
+		app.EnvDBMigrate:       "true",
 		EnvGatewayURL:          gw.URL,
 		EnvGatewayAPIKey:       "e2e-key",
 		EnvGatewayTimeout:      "2s",
