@@ -35,8 +35,8 @@ const (
 	// checks the schema is at the version its code expects. Terraform
 	// never sets it: in production the migration job owns the schema.
 	EnvDBMigrate = "DB_MIGRATE"
-	EnvLogLevel        = "LOG_LEVEL"
-	EnvLease           = "IDEMPOTENCY_LEASE"
+	EnvLogLevel  = "LOG_LEVEL"
+	EnvLease     = "IDEMPOTENCY_LEASE"
 )
 
 // ErrConfig wraps every configuration error.

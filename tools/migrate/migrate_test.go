@@ -186,7 +186,7 @@ func slicesWithout(lines []string, prefix string) []string {
 func TestPlanRefusesUnknownFunctions(t *testing.T) {
 	_, fns := repo(t)
 	for users, want := range map[string]string{
-		`{"paymnet": "fn-paymnet@p.iam"}`: `"paymnet", which has no manifest`,
+		`{"paymnet": "fn-paymnet@p.iam"}`:     `"paymnet", which has no manifest`,
 		`{"analytics": "fn-analytics@p.iam"}`: `"analytics", whose manifest says database: false`,
 	} {
 		u, err := migrate.ParseUsers(users)
