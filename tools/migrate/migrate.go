@@ -69,6 +69,9 @@ func Discover(root string, fns []*manifest.Manifest) ([]Component, error) {
 	var out []Component
 	var shared []string
 	err := filepath.WalkDir(filepath.Join(root, "shared"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil && path == filepath.Join(root, "shared") && errors.Is(err, fs.ErrNotExist) {
+			return filepath.SkipDir // a repository without shared components
+		}
 		if err != nil {
 			return err
 		}
