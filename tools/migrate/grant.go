@@ -46,37 +46,44 @@ type Privileges struct {
 	// Read tables: SELECT (tables.read and every goose version table, which
 	// the function reads at start to check the schema).
 	Read []string
+	// Revoke: the role loses every privilege and gets none (a function
+	// no longer deployed with a database).
+	Revoke bool
 }
 
 // Plan is the privileges of every function in users (function -> role),
-// from its manifest. A function in users without a database manifest is
-// an error (a typo would otherwise grant nothing and pass).
-func Plan(fns []*manifest.Manifest, users map[string]string) ([]Privileges, error) {
+// from its manifest. A function in users that has no manifest, or whose
+// manifest says database: false, is planned with Revoke: it was removed (or
+// left the database) in this release, while the job's environment still
+// lists it from the previous apply, so it must not fail the deploy; its
+// role keeps nothing. warnings says so, for the job's log.
+func Plan(fns []*manifest.Manifest, users map[string]string) (plan []Privileges, warnings []string) {
 	byName := map[string]*manifest.Manifest{}
 	for _, m := range fns {
 		byName[m.Name] = m
 	}
-	var out []Privileges
-	var errs []error
 	for f, role := range users {
 		m := byName[f]
 		switch {
 		case m == nil:
-			errs = append(errs, fmt.Errorf("MIGRATE_FUNCTION_USERS names %q, which has no manifest", f))
+			warnings = append(warnings, fmt.Sprintf("MIGRATE_FUNCTION_USERS names %q, which has no manifest: revoking every privilege of %s", f, role))
+			plan = append(plan, Privileges{Function: f, Role: role, Revoke: true})
 			continue
 		case !m.Database:
-			errs = append(errs, fmt.Errorf("MIGRATE_FUNCTION_USERS names %q, whose manifest says database: false", f))
+			warnings = append(warnings, fmt.Sprintf("MIGRATE_FUNCTION_USERS names %q, whose manifest says database: false: revoking every privilege of %s", f, role))
+			plan = append(plan, Privileges{Function: f, Role: role, Revoke: true})
 			continue
 		}
-		out = append(out, Privileges{
+		plan = append(plan, Privileges{
 			Function: f,
 			Role:     role,
 			Write:    append(append([]string(nil), manifest.KernelTables...), m.Tables.Write...),
 			Read:     append([]string(nil), m.Tables.Read...),
 		})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Function < out[j].Function })
-	return out, errors.Join(errs...)
+	sort.Slice(plan, func(i, j int) bool { return plan[i].Function < plan[j].Function })
+	sort.Strings(warnings)
+	return plan, warnings
 }
 
 // Grant gives each role of plan exactly its privileges on the tables and
@@ -109,9 +116,17 @@ func Grant(ctx context.Context, pool *pgxpool.Pool, plan []Privileges, out io.Wr
 			fmt.Fprintf(out, "grant: WARNING: cannot revoke CREATE on schema public from PUBLIC (%v): make sure function roles cannot create tables\n", err)
 		}
 		current := map[string]bool{}
+		var revoke []Privileges
+		grants := plan[:0:0]
 		for _, p := range plan {
+			if p.Revoke {
+				revoke = append(revoke, p)
+				continue
+			}
+			grants = append(grants, p)
 			current[p.Function+"\x00"+p.Role] = true
 		}
+		plan = grants
 		rows, err := tx.Query(ctx, `SELECT function, role FROM `+GrantsTable+` ORDER BY function`)
 		if err != nil {
 			return err
@@ -132,10 +147,15 @@ func Grant(ctx context.Context, pool *pgxpool.Pool, plan []Privileges, out io.Wr
 		for _, p := range plan {
 			inPlan[p.Role] = true
 		}
+		for _, p := range revoke {
+			old = append(old, rec{p.Function, p.Role})
+		}
+		done := map[rec]bool{}
 		for _, r := range old {
-			if current[r.function+"\x00"+r.role] {
+			if current[r.function+"\x00"+r.role] || done[r] {
 				continue
 			}
+			done[r] = true
 			if !inPlan[r.role] {
 				exists, err := roleExists(ctx, tx, r.role)
 				if err != nil {

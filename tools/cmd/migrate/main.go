@@ -121,9 +121,10 @@ func run(ctx context.Context, cmd, component string, getenv func(string) string,
 	}
 	var plan []migrate.Privileges
 	if users != nil {
-		// Checked before anything changes: a typo fails the job at once.
-		if plan, err = migrate.Plan(fns, users); err != nil {
-			return err
+		var warnings []string
+		plan, warnings = migrate.Plan(fns, users)
+		for _, w := range warnings {
+			fmt.Fprintln(out, "grant: WARNING: "+w)
 		}
 	}
 	env.Database.MaxConns = 4

@@ -14,8 +14,8 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // The command the deploy's job runs, against a real database: up applies
 // everything and grants the listed users, status reports it, down rolls one
-// component back (status then exits 3), up again restores it; a typo in
-// MIGRATE_FUNCTION_USERS fails before anything changes.
+// component back (status then exits 3), up again restores it; a function
+// no longer in the repository loses its grants without failing the job.
 func TestUpStatusDown(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.NewDatabase(t)
@@ -56,9 +56,15 @@ func TestUpStatusDown(t *testing.T) {
 	if code, out := run("up", "payment"); code != 0 || !strings.Contains(out, "grants unchanged") {
 		t.Fatalf("up payment: %d\n%s", code, out)
 	}
-	env[EnvUsers] = `{"paymnet": "fn-payment@p.iam"}`
-	if code, out := run("up"); code != 1 || !strings.Contains(out, `"paymnet", which has no manifest`) {
-		t.Fatalf("typo: %d\n%s", code, out)
+	// A function gone from the repository but still listed by the job's
+	// environment: a warning, and its user keeps nothing.
+	env[EnvUsers] = `{"gone": "fn-payment@p.iam"}`
+	if code, out := run("up"); code != 0 || !strings.Contains(out, `WARNING: MIGRATE_FUNCTION_USERS names "gone", which has no manifest`) {
+		t.Fatalf("removed function: %d\n%s", code, out)
+	}
+	var any bool
+	if err := pool.QueryRow(ctx, `SELECT has_table_privilege('fn-payment@p.iam', 'payments', 'SELECT')`).Scan(&any); err != nil || any {
+		t.Fatalf("removed function's user still reads payments (%v)", err)
 	}
 	for _, args := range [][]string{nil, {"down"}, {"sideways"}, {"up", "a", "b"}} {
 		if code, _ := run(args...); code != 2 {
