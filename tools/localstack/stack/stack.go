@@ -244,6 +244,13 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		}
 		s.Repo.Functions = append(s.Repo.Functions, m)
 	}
+	// Unknown names fail before anything starts (the database step below
+	// would otherwise be the first to fail).
+	for _, f := range opts.Functions {
+		if s.Repo.Function(f) == nil {
+			return nil, fmt.Errorf("%w: %s has no manifest", ErrUnknownProcess, f)
+		}
+	}
 	if s.Plan, err = dispatch.PlanRepo(s.Repo); err != nil {
 		return nil, fmt.Errorf("plan subscriptions: %w", err)
 	}
