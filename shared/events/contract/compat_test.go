@@ -95,12 +95,12 @@ func TestGateRenamedField(t *testing.T) {
 
 func TestGateChangedType(t *testing.T) {
 	type v struct {
-		ID     int64     `json:"id"`
-		Status string    `json:"status" jsonschema:"enum=open,enum=closed"`
-		Count  int64     `json:"count" jsonschema:"minimum=0,maximum=100"`
-		Note   string    `json:"note,omitempty"`
-		Items  []item    `json:"items"`
-		At     string    `json:"at"`
+		ID     int64  `json:"id"`
+		Status string `json:"status" jsonschema:"enum=open,enum=closed"`
+		Count  int64  `json:"count" jsonschema:"minimum=0,maximum=100"`
+		Note   string `json:"note,omitempty"`
+		Items  []item `json:"items"`
+		At     string `json:"at"`
 	}
 	got, _ := lines[base, v](t)
 	wantBreaking(t, got,
