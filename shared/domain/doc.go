@@ -10,7 +10,13 @@
 // type" in the README.
 package domain
 
-import "example.com/platform/shared/events"
+import (
+	"embed"
+	"errors"
+	"io/fs"
+
+	"example.com/platform/shared/events"
+)
 
 // Event types. The suffix is the payload's schema version: a breaking
 // change to a payload is a new type (…v2) published alongside the old one
@@ -30,9 +36,36 @@ const (
 	TopicShipmentDispatched = "shipment.dispatched"
 )
 
+// ContractsDir is the folder, relative to the repository root, of the
+// domain's contracts: one JSON Schema per event type and version
+// (<type>.json, generated from the payload types) and asyncapi.yaml.
+// `make contracts` regenerates them; a test fails when they are stale or
+// when a published version changed in a way that breaks its consumers.
+const ContractsDir = "shared/domain/contracts"
+
+// Contracts holds the committed contracts (contracts/<type>.json and
+// contracts/asyncapi.yaml).
+//
+//go:embed contracts
+var Contracts embed.FS
+
 func init() {
 	events.Register[OrderCreated](TypeOrderCreated, TopicOrderCreated)
 	events.Register[PaymentProcessed](TypePaymentProcessed, TopicPaymentProcessed)
 	events.Register[PaymentFailed](TypePaymentFailed, TopicPaymentFailed)
 	events.Register[ShipmentDispatched](TypeShipmentDispatched, TopicShipmentDispatched)
+	// Every consumer validates incoming data against the committed schema
+	// of its version before decoding it. A type whose schema is not
+	// committed yet is decoded without one (TestContractsAreCurrent fails
+	// until `make contracts` writes it).
+	for _, typ := range []string{TypeOrderCreated, TypePaymentProcessed, TypePaymentFailed, TypeShipmentDispatched} {
+		schema, err := Contracts.ReadFile("contracts/" + typ + ".json")
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			panic(err)
+		}
+		events.MustRegisterSchema(typ, schema)
+	}
 }
