@@ -73,7 +73,7 @@ type Manifest struct {
 	Consumes []Subscription `yaml:"consumes"`
 	// ConsumesDeadLetters, when set, subscribes the function to the
 	// dead-letter topic of every other function with these settings.
-	ConsumesDeadLetters *Delivery            `yaml:"consumes_dead_letters"`
+	ConsumesDeadLetters *Delivery `yaml:"consumes_dead_letters"`
 	// Publishes lists the topics the function publishes to; PublishesAll
 	// ("*") alone means every topic of the catalogue (the outbox relay).
 	Publishes []string `yaml:"publishes"`
@@ -81,10 +81,10 @@ type Manifest struct {
 	// no invokers, no load balancer.
 	Internal bool `yaml:"internal"`
 	// Schedules are Cloud Scheduler jobs calling an HTTP service.
-	Schedules []Schedule `yaml:"schedules"`
-	Resources           Resources            `yaml:"resources"`
-	Env                 map[string]string    `yaml:"env"`
-	SecretEnv           map[string]SecretRef `yaml:"secret_env"`
+	Schedules []Schedule           `yaml:"schedules"`
+	Resources Resources            `yaml:"resources"`
+	Env       map[string]string    `yaml:"env"`
+	SecretEnv map[string]SecretRef `yaml:"secret_env"`
 
 	// Path is the file the manifest was read from (not part of the YAML).
 	Path string `yaml:"-"`
