@@ -43,6 +43,10 @@ dev: ## Start the whole system locally (Pub/Sub emulator, PostgreSQL, every func
 codeowners: ## Regenerate CODEOWNERS from the function manifests (a test fails when it is stale).
 	go run ./tools/cmd/codeowners
 
+.PHONY: contracts
+contracts: ## Regenerate the event contracts (schemas, AsyncAPI, docs/events.md); refuses breaking changes to published versions (a test fails when they are stale).
+	go run ./tools/cmd/contracts
+
 .PHONY: demo
 demo: ## Start the stack, send orders (one declined, one poison message), wait until quiet, check every invariant. See docs/demo.md.
 	cd tools && go run ./cmd/demo $(DEMO_FLAGS)

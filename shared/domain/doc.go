@@ -12,8 +12,6 @@ package domain
 
 import (
 	"embed"
-	"errors"
-	"io/fs"
 
 	"example.com/platform/shared/events"
 )
@@ -58,14 +56,7 @@ func init() {
 	// of its version before decoding it. A type whose schema is not
 	// committed yet is decoded without one (TestContractsAreCurrent fails
 	// until `make contracts` writes it).
-	for _, typ := range []string{TypeOrderCreated, TypePaymentProcessed, TypePaymentFailed, TypeShipmentDispatched} {
-		schema, err := Contracts.ReadFile("contracts/" + typ + ".json")
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			panic(err)
-		}
-		events.MustRegisterSchema(typ, schema)
+	if err := events.RegisterSchemas(Contracts, "contracts"); err != nil {
+		panic(err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path"
 	"slices"
 	"strings"
 
@@ -94,6 +96,26 @@ func MustRegisterSchema(typ string, schema []byte) {
 	if err := RegisterSchema(typ, schema); err != nil {
 		panic(err)
 	}
+}
+
+// RegisterSchemas calls RegisterSchema for every registered type whose
+// schema file dir/<type>.json is in fsys (a domain package's embedded
+// contracts folder); types without a file are left without a schema. It
+// returns the first error, naming the file.
+func RegisterSchemas(fsys fs.FS, dir string) error {
+	for _, ti := range Types() {
+		schema, err := fs.ReadFile(fsys, path.Join(dir, ti.Type+".json"))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("events.RegisterSchemas: %w", err)
+		}
+		if err := RegisterSchema(ti.Type, schema); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // validateSchema checks data against ti's schema, if it has one. Every

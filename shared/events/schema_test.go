@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"example.com/platform/shared/events"
 	"example.com/platform/shared/events/eventstest"
@@ -156,5 +157,24 @@ func TestRegisterSchemaRejects(t *testing.T) {
 				t.Fatal("a rejected schema was registered")
 			}
 		})
+	}
+}
+
+// TestRegisterSchemasFromAFolder attaches the schemas a folder holds to
+// the registered types they name and leaves other types without one.
+func TestRegisterSchemasFromAFolder(t *testing.T) {
+	fsys := fstest.MapFS{"contracts/" + eventstest.TypeCreated + ".json": {Data: []byte(createdSchema)}}
+	if err := events.RegisterSchemas(fsys, "contracts"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = events.RegisterSchema(eventstest.TypeCreated, nil) })
+	created, _ := events.Lookup(eventstest.TypeCreated)
+	done, _ := events.Lookup(eventstest.TypeDone)
+	if !created.HasSchema() || done.HasSchema() {
+		t.Fatalf("HasSchema: created %v, done %v", created.HasSchema(), done.HasSchema())
+	}
+	bad := fstest.MapFS{"contracts/" + eventstest.TypeDone + ".json": {Data: []byte(`{"type": 7}`)}}
+	if err := events.RegisterSchemas(bad, "contracts"); err == nil || !strings.Contains(err.Error(), eventstest.TypeDone) {
+		t.Fatalf("RegisterSchemas(invalid) = %v, want an error naming %s", err, eventstest.TypeDone)
 	}
 }
