@@ -26,6 +26,9 @@ type Change struct {
 	// misread data because of the change: it must be published as a new
 	// version instead (see NextVersion).
 	Breaking bool
+	// Fix says what to do about a breaking change; empty means "publish
+	// it as" the next version.
+	Fix string
 }
 
 // String renders the change as one line, e.g.
@@ -37,7 +40,10 @@ func (c Change) String() string {
 		field = "payload"
 	}
 	s := c.Type + ": " + field + ": " + c.Problem
-	if c.Breaking {
+	switch {
+	case c.Breaking && c.Fix != "":
+		s += ": " + c.Fix
+	case c.Breaking:
 		s += ": publish it as " + NextVersion(c.Type)
 	}
 	return s

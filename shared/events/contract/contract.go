@@ -53,10 +53,10 @@ type Output struct {
 	// document and the Markdown catalogue. The schema of a type with a
 	// breaking change is its committed one: it is never overwritten.
 	Files map[string][]byte
-	// Remove lists committed schemas (relative to Root) of types that are
-	// no longer registered.
-	Remove []string
-	// Breaking are the changes refused, one per field.
+	// Breaking are the changes refused, one per field. A committed schema
+	// of a type that is no longer registered is one too: Write never
+	// deletes a published version; retiring one is deleting its file by
+	// hand once no consumer needs it.
 	Breaking []Change
 	// Compatible are the changes that regenerating accepts.
 	Compatible []Change
@@ -124,7 +124,10 @@ func Generate(cfg Config) (*Output, error) {
 	for _, f := range existing {
 		p := path.Join(cfg.Dir, filepath.Base(f))
 		if _, ok := out.Files[p]; !ok {
-			out.Remove = append(out.Remove, p)
+			out.Breaking = append(out.Breaking, Change{
+				Type: strings.TrimSuffix(filepath.Base(f), ".json"), Problem: "published version is no longer registered", Breaking: true,
+				Fix: "keep it registered beside its successor until no consumer needs it, then delete " + p,
+			})
 		}
 	}
 	api, err := asyncAPI(cat)
@@ -145,7 +148,7 @@ func Generate(cfg Config) (*Output, error) {
 }
 
 // Stale returns the paths (relative to root) whose committed content
-// differs from o, including missing files and files to remove, sorted.
+// differs from o, including missing files, sorted.
 func (o *Output) Stale(root string) ([]string, error) {
 	var stale []string
 	for _, p := range slices.Sorted(maps.Keys(o.Files)) {
@@ -157,8 +160,6 @@ func (o *Output) Stale(root string) ([]string, error) {
 			stale = append(stale, p)
 		}
 	}
-	stale = append(stale, o.Remove...)
-	slices.Sort(stale)
 	return stale, nil
 }
 
@@ -179,10 +180,10 @@ func (o *Output) Check(root string) error {
 	return nil
 }
 
-// Write writes every file of o under root and removes o.Remove. The
-// schema of a type with a breaking change is left as committed, so the
-// change cannot be regenerated away: Write then returns a *BreakingError
-// after writing everything else.
+// Write writes every file of o under root. The schema of a type with a
+// breaking change is left as committed, so the change cannot be
+// regenerated away: Write then returns a *BreakingError after writing
+// everything else.
 func (o *Output) Write(root string) error {
 	for _, p := range slices.Sorted(maps.Keys(o.Files)) {
 		f := filepath.Join(root, filepath.FromSlash(p))
@@ -193,11 +194,6 @@ func (o *Output) Write(root string) error {
 			continue
 		}
 		if err := os.WriteFile(f, o.Files[p], 0o644); err != nil {
-			return err
-		}
-	}
-	for _, p := range o.Remove {
-		if err := os.Remove(filepath.Join(root, filepath.FromSlash(p))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}

@@ -231,8 +231,7 @@ func TestBreakingChangeIsNotRegeneratedAway(t *testing.T) {
 
 // TestCompatibleChangeIsStaleUntilRegenerated: a new optional field (the
 // committed schema lacks parts) is accepted; Check reports the schema as
-// stale until Write brings it up to date. A schema of a type that is no
-// longer registered is stale too, and Write removes it.
+// stale until Write brings it up to date.
 func TestCompatibleChangeIsStaleUntilRegenerated(t *testing.T) {
 	root := newRepo(t)
 	current := read(t, root, createdSchema)
@@ -241,8 +240,6 @@ func TestCompatibleChangeIsStaleUntilRegenerated(t *testing.T) {
 		t.Fatalf("unexpected schema layout:\n%s", current)
 	}
 	write(t, root, createdSchema, current[:i]+current[j:])
-	orphan := dir + "/com.example.test.thing.gone.v1.json"
-	write(t, root, orphan, "{}\n")
 
 	out := generate(t, root)
 	if len(out.Breaking) != 0 || len(out.Compatible) != 1 ||
@@ -254,7 +251,7 @@ func TestCompatibleChangeIsStaleUntilRegenerated(t *testing.T) {
 		t.Fatalf("Check = %v, want ErrStale", err)
 	}
 	stale, err := out.Stale(root)
-	if err != nil || !slices.Equal(stale, []string{createdSchema, orphan}) {
+	if err != nil || !slices.Equal(stale, []string{createdSchema}) {
 		t.Fatalf("Stale = %v, %v", stale, err)
 	}
 	if err := out.Write(root); err != nil {
@@ -263,11 +260,27 @@ func TestCompatibleChangeIsStaleUntilRegenerated(t *testing.T) {
 	if read(t, root, createdSchema) != current {
 		t.Fatal("Write did not regenerate the schema")
 	}
-	if _, err := os.Stat(filepath.Join(root, orphan)); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("orphan schema not removed: %v", err)
-	}
 	if err := generate(t, root).Check(root); err != nil {
 		t.Fatalf("Check after Write: %v", err)
+	}
+}
+
+// TestUnregisteredVersionIsNotDeleted: the committed schema of a type no
+// longer registered is a breaking change (its consumers may still receive
+// it), and Write keeps the file.
+func TestUnregisteredVersionIsNotDeleted(t *testing.T) {
+	root := newRepo(t)
+	orphan := dir + "/com.example.test.thing.gone.v1.json"
+	write(t, root, orphan, "{}\n")
+	out := generate(t, root)
+	want := "com.example.test.thing.gone.v1: payload: published version is no longer registered: " +
+		"keep it registered beside its successor until no consumer needs it, then delete " + orphan
+	var be *contract.BreakingError
+	if err := out.Write(root); !errors.As(err, &be) || len(be.Changes) != 1 || be.Changes[0].String() != want {
+		t.Fatalf("Write = %v, want a BreakingError with the line %q", err, want)
+	}
+	if read(t, root, orphan) != "{}\n" {
+		t.Fatal("the schema of the unregistered version changed")
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,20 +28,9 @@ func TestCheckPassesOnTheRepository(t *testing.T) {
 // it reads whose docs/events.md is missing: it writes exactly that file,
 // identical to the committed one.
 func TestWriteRegeneratesAStaleCopy(t *testing.T) {
-	root := t.TempDir()
-	copyFile(t, "topics.yaml", root)
-	ms, err := filepath.Glob(filepath.Join(repoRoot, "functions", "*", "function.yaml"))
-	if err != nil || len(ms) == 0 {
-		t.Fatalf("manifests: %v %v", ms, err)
-	}
-	for _, m := range ms {
-		rel, _ := filepath.Rel(repoRoot, m)
-		copyFile(t, rel, root)
-	}
-	schemas, _ := filepath.Glob(filepath.Join(repoRoot, filepath.FromSlash(domain.ContractsDir), "*"))
-	for _, s := range schemas {
-		rel, _ := filepath.Rel(repoRoot, s)
-		copyFile(t, rel, root)
+	root := copyRepo(t)
+	if err := os.Remove(filepath.Join(root, filepath.FromSlash(contract.DefaultDocs))); err != nil {
+		t.Fatal(err)
 	}
 	var out bytes.Buffer
 	if err := run([]string{"-root", root, "-check"}, &out); !errors.Is(err, contract.ErrStale) {
@@ -57,6 +47,80 @@ func TestWriteRegeneratesAStaleCopy(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatal("regenerated docs/events.md differs from the committed one")
 	}
+}
+
+// TestSinceCatchesAHandEditedSchema commits a copy of the repository's
+// inputs and contracts to a new git repository, then edits a published
+// schema by hand so that it matches nothing the types generate: -since
+// HEAD fails with the line of the field, from the git baseline alone (the
+// regenerating check, which runs after it, would catch this edit too; only
+// the baseline catches one made together with the Go type, which a test
+// cannot make without editing the domain).
+func TestSinceCatchesAHandEditedSchema(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not on PATH")
+	}
+	root := copyRepo(t)
+	gitIn(t, root, "init", "-q")
+	gitIn(t, root, "add", "-A")
+	gitIn(t, root, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base")
+	var out bytes.Buffer
+	if err := run([]string{"-root", root, "-check", "-since", "HEAD"}, &out); err != nil {
+		t.Fatalf("-since HEAD on an unchanged tree: %v", err)
+	}
+	p := filepath.Join(root, filepath.FromSlash(domain.ContractsDir), domain.TypeOrderCreated+".json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := bytes.Replace(b, []byte(`"total": {
+      "type": "integer"
+    }`), []byte(`"total": {
+      "type": "string"
+    }`), 1)
+	if bytes.Equal(edited, b) {
+		t.Fatal("mutation did not apply")
+	}
+	if err := os.WriteFile(p, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = run([]string{"-root", root, "-check", "-since", "HEAD"}, &out)
+	want := "com.example.orders.order.created.v1: field total: type changed from integer to string: publish it as com.example.orders.order.created.v2"
+	var be *contract.BreakingError
+	if !errors.As(err, &be) || len(be.Changes) != 1 || be.Changes[0].String() != want {
+		t.Fatalf("err = %v, want the line %q", err, want)
+	}
+}
+
+func gitIn(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+}
+
+// copyRepo copies what the command reads (topics.yaml, the manifests,
+// the contracts, docs/events.md) to a temporary root.
+func copyRepo(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	var rels []string
+	for _, pattern := range []string{"topics.yaml", "functions/*/function.yaml", domain.ContractsDir + "/*", contract.DefaultDocs} {
+		ms, err := filepath.Glob(filepath.Join(repoRoot, filepath.FromSlash(pattern)))
+		if err != nil || len(ms) == 0 {
+			t.Fatalf("%s: %v %v", pattern, ms, err)
+		}
+		for _, m := range ms {
+			rel, _ := filepath.Rel(repoRoot, m)
+			rels = append(rels, rel)
+		}
+	}
+	for _, rel := range rels {
+		copyFile(t, rel, root)
+	}
+	return root
 }
 
 func copyFile(t *testing.T, rel, root string) {
