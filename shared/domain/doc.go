@@ -34,12 +34,16 @@ const (
 	TopicShipmentDispatched = "shipment.dispatched"
 )
 
-// ContractsDir is the folder, relative to the repository root, of the
-// domain's contracts: one JSON Schema per event type and version
-// (<type>.json, generated from the payload types) and asyncapi.yaml.
-// `make contracts` regenerates them; a test fails when they are stale or
-// when a published version changed in a way that breaks its consumers.
-const ContractsDir = "shared/domain/contracts"
+// Folders of the package, relative to the repository root. ContractsDir
+// holds the domain's contracts: one JSON Schema per event type and version
+// (<type>.json, generated from the payload types, whose doc comments
+// become the descriptions) and asyncapi.yaml. `make contracts` regenerates
+// them; a test fails when they are stale or when a published version
+// changed in a way that breaks its consumers.
+const (
+	Dir          = "shared/domain"
+	ContractsDir = Dir + "/contracts"
+)
 
 // Contracts holds the committed contracts (contracts/<type>.json and
 // contracts/asyncapi.yaml).

@@ -40,6 +40,11 @@ type Config struct {
 	// Docs is the generated Markdown catalogue, relative to Root
 	// (DefaultDocs when empty).
 	Docs string
+	// Sources maps the import path of a package holding payload types to
+	// its source directory (absolute, or relative to the working
+	// directory): the doc comments of its types and fields become the
+	// schemas' descriptions. Packages not listed give no descriptions.
+	Sources map[string]string
 	// Types are the event types to describe; nil means every registered
 	// type (events.Types()). Every type must be on a topic of
 	// topics.yaml, and every type topics.yaml lists must be among them.
@@ -86,11 +91,18 @@ func Generate(cfg Config) (*Output, error) {
 	if err != nil {
 		return nil, err
 	}
+	comments, err := goComments(cfg.Sources)
+	if err != nil {
+		return nil, err
+	}
 	out := &Output{Files: map[string][]byte{}}
 	schemas := map[string][]byte{}
 	for _, ti := range types {
 		p := path.Join(cfg.Dir, ti.Type+".json")
-		gen, err := Schema(ti)
+		if ti.GoType() == nil {
+			return nil, fmt.Errorf("contract: type %s has no Go payload type", ti.Type)
+		}
+		gen, err := schemaOf(ti.GoType(), ti.Type, ti.DataSchema, comments)
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -85,7 +86,8 @@ func newRepo(t *testing.T) string {
 
 func generate(t *testing.T, root string) *contract.Output {
 	t.Helper()
-	out, err := contract.Generate(contract.Config{Root: root, Dir: dir, Docs: "docs/events.md"})
+	out, err := contract.Generate(contract.Config{Root: root, Dir: dir, Docs: "docs/events.md",
+		Sources: map[string]string{reflect.TypeFor[eventstest.Created]().PkgPath(): "../eventstest"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +127,8 @@ func TestGenerateWritesEveryContract(t *testing.T) {
 		t.Fatalf("Check after Write: %v", err)
 	}
 	if s := read(t, root, createdSchema); !strings.Contains(s, `"$id": "https://example.com/schemas/events/com.example.test.thing.created.v1.json"`) ||
-		!strings.Contains(s, `"required": [`) || strings.Contains(s, "additionalProperties") {
+		!strings.Contains(s, `"required": [`) || strings.Contains(s, "additionalProperties") ||
+		!strings.Contains(s, `"description": "Created says a thing was created."`) {
 		t.Fatalf("schema:\n%s", s)
 	}
 
@@ -183,8 +186,9 @@ func TestGenerateWritesEveryContract(t *testing.T) {
 		"  topic_thing_created --> fn_watcher\n",
 		"| `thing.created` | makers | [`com.example.test.thing.created.v1`](#comexampletestthingcreatedv1) | `maker` (makers) | `watcher` (watchers) | A thing was created. |",
 		"| `thing.done` | makers | [`com.example.test.thing.done.v1`](#comexampletestthingdonev1) | `maker` (makers) | - | A thing is done. |",
-		"| `parts[].quantity` | integer | yes |",
-		"| `parts` | array of object | no |",
+		"| `parts[].quantity` | integer | yes |  |",
+		"| `parts` | array of object | no |  |",
+		"\nCreated says a thing was created.\n",
 		"[`com.example.test.thing.created.v1.json`](../contracts/com.example.test.thing.created.v1.json)",
 	} {
 		if !strings.Contains(doc, w) {

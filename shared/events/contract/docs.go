@@ -83,13 +83,16 @@ func markdown(c *catalogue, schemas map[string][]byte, dir, schemaDir string) ([
 			p("\n### %s\n\n", ti.Type)
 			p("Topic `%s`, owned by %s; schema [`%s.json`](%s/%s.json) (`dataschema` %s).\n\n",
 				t.Name, t.Owner, ti.Type, schemaDir, ti.Type, ti.DataSchema)
-			rows, err := fieldRows(schemas[ti.Type])
+			desc, rows, err := fieldRows(schemas[ti.Type])
 			if err != nil {
 				return nil, fmt.Errorf("contract: docs of %s: %w", ti.Type, err)
 			}
-			p("| field | type | required |\n|---|---|---|\n")
+			if desc != "" {
+				p("%s\n\n", desc)
+			}
+			p("| field | type | required | description |\n|---|---|---|---|\n")
 			for _, r := range rows {
-				p("| `%s` | %s | %s |\n", r.field, r.typ, r.required)
+				p("| `%s` | %s | %s | %s |\n", r.field, r.typ, r.required, cell(r.description))
 			}
 		}
 	}
@@ -119,14 +122,14 @@ func anchor(s string) string { return strings.ReplaceAll(strings.ToLower(s), "."
 
 func cell(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "|", `\|`) }
 
-type fieldRow struct{ field, typ, required string }
+type fieldRow struct{ field, typ, required, description string }
 
-// fieldRows lists every field of a schema, nested fields by path, in
-// alphabetical order at each level.
-func fieldRows(schema []byte) ([]fieldRow, error) {
+// fieldRows returns the description of a schema and lists its fields,
+// nested fields by path, in alphabetical order at each level.
+func fieldRows(schema []byte) (string, []fieldRow, error) {
 	root, err := decodeSchema(schema)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	var rows []fieldRow
 	var walk func(prefix string, s map[string]any, depth int)
@@ -145,7 +148,9 @@ func fieldRows(schema []byte) ([]fieldRow, error) {
 			if req[name] {
 				r = "yes"
 			}
-			rows = append(rows, fieldRow{f, typeCell(root, ps), r})
+			pm, _ := props[name].(map[string]any)
+			desc, _ := pm["description"].(string)
+			rows = append(rows, fieldRow{f, typeCell(root, ps), r, desc})
 			switch {
 			case str(ps["type"]) == "object":
 				walk(f+".", ps, depth+1)
@@ -157,7 +162,7 @@ func fieldRows(schema []byte) ([]fieldRow, error) {
 		}
 	}
 	walk("", root, 0)
-	return rows, nil
+	return str(root["description"]), rows, nil
 }
 
 func typeCell(root, s map[string]any) string {

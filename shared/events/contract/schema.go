@@ -50,10 +50,18 @@ func Schema(ti events.TypeInfo) ([]byte, error) {
 //
 // The output is indented JSON ending in a newline, stable for a given type.
 func SchemaOf(t reflect.Type, typ, id string) ([]byte, error) {
+	return schemaOf(t, typ, id, nil)
+}
+
+// schemaOf is SchemaOf with descriptions from comments (see goComments).
+func schemaOf(t reflect.Type, typ, id string, comments map[string]string) ([]byte, error) {
 	r := &jsonschema.Reflector{
 		ExpandedStruct:            true,
 		AllowAdditionalProperties: true,
 		Anonymous:                 true,
+	}
+	if len(comments) > 0 {
+		r.LookupComment = lookup(comments)
 	}
 	s := r.ReflectFromType(t)
 	s.Version = Draft

@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"example.com/platform/shared/domain"
@@ -48,7 +49,12 @@ func run(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	out, err := contract.Generate(contract.Config{Root: *root, Dir: domain.ContractsDir, Docs: contract.DefaultDocs})
+	out, err := contract.Generate(contract.Config{
+		Root: *root, Dir: domain.ContractsDir, Docs: contract.DefaultDocs,
+		Sources: map[string]string{
+			reflect.TypeFor[domain.OrderCreated]().PkgPath(): filepath.Join(*root, filepath.FromSlash(domain.Dir)),
+		},
+	})
 	if err != nil {
 		return err
 	}

@@ -73,10 +73,10 @@ func TestSinceCatchesAHandEditedSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edited := bytes.Replace(b, []byte(`"total": {
-      "type": "integer"
-    }`), []byte(`"total": {
+	edited := bytes.Replace(b, []byte(`"customer_id": {
       "type": "string"
+    }`), []byte(`"customer_id": {
+      "type": "integer"
     }`), 1)
 	if bytes.Equal(edited, b) {
 		t.Fatal("mutation did not apply")
@@ -85,7 +85,7 @@ func TestSinceCatchesAHandEditedSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = run([]string{"-root", root, "-check", "-since", "HEAD"}, &out)
-	want := "com.example.orders.order.created.v1: field total: type changed from integer to string: publish it as com.example.orders.order.created.v2"
+	want := "com.example.orders.order.created.v1: field customer_id: type changed from string to integer: publish it as com.example.orders.order.created.v2"
 	var be *contract.BreakingError
 	if !errors.As(err, &be) || len(be.Changes) != 1 || be.Changes[0].String() != want {
 		t.Fatalf("err = %v, want the line %q", err, want)
@@ -102,12 +102,13 @@ func gitIn(t *testing.T, dir string, args ...string) {
 }
 
 // copyRepo copies what the command reads (topics.yaml, the manifests,
-// the contracts, docs/events.md) to a temporary root.
+// the domain's Go files for their comments, the contracts,
+// docs/events.md) to a temporary root.
 func copyRepo(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()
 	var rels []string
-	for _, pattern := range []string{"topics.yaml", "functions/*/function.yaml", domain.ContractsDir + "/*", contract.DefaultDocs} {
+	for _, pattern := range []string{"topics.yaml", "functions/*/function.yaml", domain.Dir + "/*.go", domain.ContractsDir + "/*", contract.DefaultDocs} {
 		ms, err := filepath.Glob(filepath.Join(repoRoot, filepath.FromSlash(pattern)))
 		if err != nil || len(ms) == 0 {
 			t.Fatalf("%s: %v %v", pattern, ms, err)
