@@ -40,6 +40,8 @@ const (
 // become the descriptions) and asyncapi.yaml. `make contracts` regenerates
 // them; a test fails when they are stale or when a published version
 // changed in a way that breaks its consumers.
+//
+//go:generate go run ../../tools/cmd/contracts -root ../..
 const (
 	Dir          = "shared/domain"
 	ContractsDir = Dir + "/contracts"
