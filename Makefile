@@ -43,6 +43,12 @@ dev: ## Start the whole system locally (Pub/Sub emulator, PostgreSQL, every func
 codeowners: ## Regenerate CODEOWNERS from the function manifests (a test fails when it is stale).
 	go run ./tools/cmd/codeowners
 
+CONTRACTS_FLAGS ?=
+
+.PHONY: contracts
+contracts: ## Regenerate the event contracts (schemas, AsyncAPI, docs/events.md); refuses breaking changes to published versions (a test fails when they are stale). CONTRACTS_FLAGS="-check -since origin/main" also gates against a git revision.
+	go run ./tools/cmd/contracts $(CONTRACTS_FLAGS)
+
 .PHONY: demo
 demo: ## Start the stack, send orders (one declined, one poison message), wait until quiet, check every invariant. See docs/demo.md.
 	cd tools && go run ./cmd/demo $(DEMO_FLAGS)

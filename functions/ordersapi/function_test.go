@@ -31,6 +31,7 @@ func TestThroughFramework(t *testing.T) {
 	t.Setenv("FUNCTION_NAME", "ordersapi")
 	t.Setenv("GOOGLE_CLOUD_PROJECT", pubsubtest.Project)
 	t.Setenv("DATABASE_URL", dsn)
+	t.Setenv("DB_MIGRATE", "true")
 	t.Setenv("PUBSUB_EMULATOR_HOST", ps.Server.Addr)
 	t.Setenv("LOG_LEVEL", "warn")
 	base := fftest.Start(t, EntryPoint)

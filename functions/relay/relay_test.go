@@ -43,7 +43,7 @@ func newEnv(t *testing.T, topics ...string) *env {
 		t.Fatal(err)
 	}
 	return &env{pool: pool, ps: ps, vars: map[string]string{
-		app.EnvFunction: "relay", app.EnvProject: pubsubtest.Project, app.EnvDatabaseURL: dbURL, app.EnvLogLevel: "error",
+		app.EnvFunction: "relay", app.EnvProject: pubsubtest.Project, app.EnvDatabaseURL: dbURL, app.EnvLogLevel: "error", app.EnvDBMigrate: "true",
 	}}
 }
 

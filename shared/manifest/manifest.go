@@ -67,13 +67,18 @@ type Manifest struct {
 	Idempotency string `yaml:"idempotency"`
 	// Database grants Cloud SQL client and an IAM database user.
 	Database bool `yaml:"database"`
+	// Tables are the grants of the function's database role (needs
+	// database: true): tools/cmd/migrate grants exactly these, plus the
+	// kernel tables every database function uses (KernelTables). The
+	// function's role owns nothing; the migrator owns every table.
+	Tables Tables `yaml:"tables"`
 	// BigQuery grants write access on the analytics dataset.
 	BigQuery bool `yaml:"bigquery"`
 	// Consumes lists one push subscription per topic.
 	Consumes []Subscription `yaml:"consumes"`
 	// ConsumesDeadLetters, when set, subscribes the function to the
 	// dead-letter topic of every other function with these settings.
-	ConsumesDeadLetters *Delivery            `yaml:"consumes_dead_letters"`
+	ConsumesDeadLetters *Delivery `yaml:"consumes_dead_letters"`
 	// Publishes lists the topics the function publishes to; PublishesAll
 	// ("*") alone means every topic of the catalogue (the outbox relay).
 	Publishes []string `yaml:"publishes"`
@@ -81,10 +86,10 @@ type Manifest struct {
 	// no invokers, no load balancer.
 	Internal bool `yaml:"internal"`
 	// Schedules are Cloud Scheduler jobs calling an HTTP service.
-	Schedules []Schedule `yaml:"schedules"`
-	Resources           Resources            `yaml:"resources"`
-	Env                 map[string]string    `yaml:"env"`
-	SecretEnv           map[string]SecretRef `yaml:"secret_env"`
+	Schedules []Schedule           `yaml:"schedules"`
+	Resources Resources            `yaml:"resources"`
+	Env       map[string]string    `yaml:"env"`
+	SecretEnv map[string]SecretRef `yaml:"secret_env"`
 
 	// Path is the file the manifest was read from (not part of the YAML).
 	Path string `yaml:"-"`
@@ -112,6 +117,25 @@ func (m *Manifest) PublishedTopics(cat *Catalogue) []string {
 	}
 	return m.Publishes
 }
+
+// Tables lists the tables a function's database role may use, by name
+// (schema public).
+type Tables struct {
+	// Write tables get SELECT, INSERT, UPDATE and DELETE (and USAGE on
+	// their sequences).
+	Write []string `yaml:"write"`
+	// Read tables get SELECT.
+	Read []string `yaml:"read"`
+}
+
+// KernelTables are granted (SELECT, INSERT, UPDATE, DELETE, and their
+// sequences) to every function with database: true: the idempotency
+// records and the outbox. A manifest does not list them.
+var KernelTables = []string{"processed_events", "outbox"}
+
+// tableRE is a table name a manifest may grant: a plain, unquoted
+// PostgreSQL identifier.
+var tableRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // Owner is the team that owns a function.
 type Owner struct {
@@ -376,6 +400,7 @@ func (m *Manifest) Validate(cat *Catalogue) error {
 	if (m.Idempotency == IdempotencyTransactional || m.Idempotency == IdempotencyLease) && !m.Database {
 		p.add("database", "must be true: idempotency %q keeps its records in PostgreSQL", m.Idempotency)
 	}
+	m.validateTables(&p)
 
 	consumesAny := len(m.Consumes) > 0 || m.ConsumesDeadLetters != nil
 	if m.Kind == KindHTTP && consumesAny {
@@ -603,3 +628,33 @@ func (p *problems) addErr(field string, err error) {
 }
 
 func (p *problems) err() error { return errors.Join(p.errs...) }
+
+// validateTables checks the shape of tables: names only; whether a table
+// exists is tools/cmd/migrate's check, against the migrated database.
+func (m *Manifest) validateTables(p *problems) {
+	if len(m.Tables.Write)+len(m.Tables.Read) > 0 && !m.Database {
+		p.add("tables", "needs database: true (the grants are of the function's database role)")
+	}
+	seen := map[string]string{}
+	for _, list := range []struct {
+		key   string
+		names []string
+	}{{"tables.write", m.Tables.Write}, {"tables.read", m.Tables.Read}} {
+		for i, t := range list.names {
+			field := fmt.Sprintf("%s[%d]", list.key, i)
+			switch {
+			case !tableRE.MatchString(t):
+				p.add(field, "%q must be a lowercase table name (letters, digits, underscores)", t)
+			case slices.Contains(KernelTables, t):
+				p.add(field, "%q is a kernel table, granted to every database function implicitly", t)
+			case strings.HasPrefix(t, "goose_"):
+				p.add(field, "%q is a migration version table, not the function's", t)
+			case seen[t] != "":
+				p.add(field, "%q is listed twice (also in %s)", t, seen[t])
+			}
+			if seen[t] == "" {
+				seen[t] = field
+			}
+		}
+	}
+}

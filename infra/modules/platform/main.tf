@@ -114,10 +114,12 @@ module "functions" {
   source   = "../event-function"
   for_each = module.manifests.functions
 
-  project_id         = var.project_id
-  region             = var.region
-  name               = each.key
-  ingress            = each.value.kind == "http" ? local.http_ingress : "ALLOW_INTERNAL_ONLY"
+  project_id = var.project_id
+  region     = var.region
+  name       = each.key
+  # An internal HTTP service (the relay) is called by Cloud Scheduler, whose
+  # requests arrive from outside: IAM (run.invoker of its job only) guards it.
+  ingress            = each.value.kind != "http" ? "ALLOW_INTERNAL_ONLY" : each.value.internal ? "ALLOW_ALL" : local.http_ingress
   env                = var.env
   team               = each.value.team
   entry_point        = each.value.entry_point

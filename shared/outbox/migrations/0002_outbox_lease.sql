@@ -1,3 +1,4 @@
+-- +goose Up
 -- Leases: a relay claims a batch of rows in one short statement that
 -- leases the head (oldest pending row) of each key it takes (claimed_by,
 -- lease_until) and commits at once; no transaction stays open while it
@@ -20,3 +21,7 @@ ALTER TABLE outbox ADD COLUMN IF NOT EXISTS parked_at   timestamptz;
 -- first parked row.
 CREATE INDEX IF NOT EXISTS outbox_parked_idx
     ON outbox (topic, ordering_key, id) WHERE parked_at IS NOT NULL AND published_at IS NULL;
+
+-- +goose Down
+DROP INDEX IF EXISTS outbox_parked_idx;
+ALTER TABLE outbox DROP COLUMN IF EXISTS parked_at, DROP COLUMN IF EXISTS lease_until, DROP COLUMN IF EXISTS claimed_by;

@@ -28,6 +28,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/pstest"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -35,6 +36,7 @@ import (
 	"example.com/platform/shared/manifest"
 	"example.com/platform/shared/testing/pgtest"
 	"example.com/platform/tools/localstack/dispatch"
+	"example.com/platform/tools/migrate"
 )
 
 // Defaults for zero Options fields.
@@ -151,8 +153,13 @@ type Stack struct {
 	PubSubAddr string
 	// Project is the project id of every resource.
 	Project string
-	// DatabaseURL connects to the database the functions share.
+	// DatabaseURL connects to the database the functions share, as its
+	// owner (the role that ran the migrations).
 	DatabaseURL string
+	// DatabaseRoles is each database function's own login role
+	// (migrate.LocalRole), granted what its manifest's tables: declare;
+	// the function connects as it (FunctionDatabaseURL).
+	DatabaseRoles map[string]string
 	// BigQueryHost is the emulator's host:port, or "" when the analytics
 	// sinks write JSON lines (see SinkFiles).
 	BigQueryHost string
@@ -260,6 +267,13 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		}
 		s.Repo.Functions = append(s.Repo.Functions, m)
 	}
+	// Unknown names fail before anything starts (the database step below
+	// would otherwise be the first to fail).
+	for _, f := range opts.Functions {
+		if s.Repo.Function(f) == nil {
+			return nil, fmt.Errorf("%w: %s has no manifest", ErrUnknownProcess, f)
+		}
+	}
 	if s.Plan, err = dispatch.PlanRepo(s.Repo); err != nil {
 		return nil, fmt.Errorf("plan subscriptions: %w", err)
 	}
@@ -318,7 +332,7 @@ func (s *Stack) startDatabase(ctx context.Context) error {
 	}
 	if dsn != "" {
 		s.DatabaseURL = dsn
-		return nil
+		return s.setupSchema(ctx)
 	}
 	s.logf("no DATABASE_URL: starting a throwaway PostgreSQL cluster")
 	s.ownsPG = true
@@ -341,7 +355,47 @@ func (s *Stack) startDatabase(ctx context.Context) error {
 	}
 	u.Path = "/" + DefaultDatabase
 	s.DatabaseURL = u.String()
+	return s.setupSchema(ctx)
+}
+
+// setupSchema is the deploy's migrate step, locally (tools/migrate.Setup):
+// as the database's owner it creates one login role per database function,
+// applies every migration and grants each role its manifest's tables.
+// Functions then start as their own role, without DB_MIGRATE, so they
+// check the schema as in production.
+func (s *Stack) setupSchema(ctx context.Context) error {
+	pool, err := pgxpool.New(ctx, s.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	defer pool.Close()
+	var out strings.Builder
+	roles, err := migrate.Setup(ctx, pool, s.opts.Root, s.Repo.Functions, &out)
+	if err != nil {
+		return fmt.Errorf("migrate (as the owner; an external DATABASE_URL's user needs CREATEROLE): %w\n%s", err, out.String())
+	}
+	for _, role := range roles {
+		if _, err := migrate.RoleURL(s.DatabaseURL, role); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+	}
+	s.DatabaseRoles = roles
+	s.logf("migrated; database roles %v", roles)
 	return nil
+}
+
+// FunctionDatabaseURL is the database URL function name connects with: its
+// own role's, or the owner's when it has none.
+func (s *Stack) FunctionDatabaseURL(name string) string {
+	role, ok := s.DatabaseRoles[name]
+	if !ok {
+		return s.DatabaseURL
+	}
+	u, err := migrate.RoleURL(s.DatabaseURL, role)
+	if err != nil {
+		return s.DatabaseURL
+	}
+	return u
 }
 
 // spec is a process to build and run.
@@ -423,7 +477,7 @@ func (s *Stack) functionEnv(m *manifest.Manifest, port int, ports map[string]int
 		"ENV":                  "local",
 		"GOOGLE_CLOUD_PROJECT": s.Project,
 		"PUBSUB_EMULATOR_HOST": s.functionPubSubAddr(m.Name),
-		"DATABASE_URL":         s.DatabaseURL,
+		"DATABASE_URL":         s.FunctionDatabaseURL(m.Name),
 	}
 	if m.Kind == manifest.KindCloudEvent {
 		env["DEAD_LETTER_TOPIC"] = manifest.DeadLetterTopic(m.Name)
