@@ -43,9 +43,22 @@ dev: ## Start the whole system locally (Pub/Sub emulator, PostgreSQL, every func
 codeowners: ## Regenerate CODEOWNERS from the function manifests (a test fails when it is stale).
 	go run ./tools/cmd/codeowners
 
+CONTRACTS_FLAGS ?=
+
+.PHONY: contracts
+contracts: ## Regenerate the event contracts (schemas, AsyncAPI, docs/events.md); refuses breaking changes to published versions (a test fails when they are stale). CONTRACTS_FLAGS="-check -since origin/main" also gates against a git revision.
+	go run ./tools/cmd/contracts $(CONTRACTS_FLAGS)
+
 .PHONY: demo
 demo: ## Start the stack, send orders (one declined, one poison message), wait until quiet, check every invariant. See docs/demo.md.
 	cd tools && go run ./cmd/demo $(DEMO_FLAGS)
+
+CHAOS_ORDERS ?= 10000
+CHAOS_SEED ?= 0
+
+.PHONY: chaos
+chaos: ## Chaos run: CHAOS_ORDERS orders (default 10000) through the local stack under seeded faults (CHAOS_SEED, 0 = random, printed); checks lost/double effects/order/stuck. See docs/chaos.md.
+	cd tools && go run ./cmd/chaos -orders $(CHAOS_ORDERS) -seed $(CHAOS_SEED) $(CHAOS_FLAGS)
 
 .PHONY: package
 package: ## Build dist/<function>.zip for every function, with shared/ vendored (builds with GOWORK=off, offline).

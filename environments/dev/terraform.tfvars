@@ -28,8 +28,7 @@ min_instances = 0
 # No load balancer in dev: the orders API takes IAM-authenticated calls on
 # its run.app URL directly (ingress ALLOW_ALL, run.invoker required).
 orders_api = {
-  invokers          = { developers = "group:developers@example.com" }
-  outbox_relay_cron = "*/5 * * * *"
+  invokers = { developers = "group:developers@example.com" }
 }
 
 alerting = {

@@ -29,8 +29,7 @@ min_instances = 1
 # Cloud Armor (ingress ALLOW_INTERNAL_AND_GCLB); callers still need
 # run.invoker and an ID token for the service's run.app URL.
 orders_api = {
-  invokers          = { storefront = "serviceAccount:storefront@example-prod.iam.gserviceaccount.com" }
-  outbox_relay_cron = "* * * * *"
+  invokers = { storefront = "serviceAccount:storefront@example-prod.iam.gserviceaccount.com" }
   load_balancer = {
     domains    = { ordersapi = ["orders.example.com"] }
     rate_limit = { count = 1200, interval_sec = 60 }

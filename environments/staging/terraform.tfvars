@@ -26,8 +26,7 @@ min_instances = 0
 # Cloud Armor (ingress ALLOW_INTERNAL_AND_GCLB); callers still need
 # run.invoker and an ID token for the service's run.app URL.
 orders_api = {
-  invokers          = { qa = "group:qa@example.com" }
-  outbox_relay_cron = "* * * * *"
+  invokers = { qa = "group:qa@example.com" }
   load_balancer = {
     domains    = { ordersapi = ["orders.staging.example.com"] }
     rate_limit = { count = 600, interval_sec = 60 }

@@ -21,11 +21,9 @@ import (
 	"example.com/platform/shared/retry"
 )
 
-// Routes. RelayPath is the path Cloud Scheduler calls with an OIDC token
-// (infra: orders_api.outbox_relay_path, default /internal/outbox/relay).
+// Routes. The outbox relay is a service of its own (functions/relay).
 const (
 	OrdersPath  = "/v1/orders"
-	RelayPath   = "/internal/outbox/relay"
 	HealthzPath = "/healthz"
 	ReadyzPath  = "/readyz"
 )
@@ -76,9 +74,6 @@ type Options struct {
 	Checks []Check
 	// CheckTimeout bounds each readiness check. Default 5s.
 	CheckTimeout time.Duration
-	// RelayBudget bounds one call of the relay endpoint. Default 25s,
-	// within Cloud Scheduler's default attempt deadline of 60s.
-	RelayBudget time.Duration
 	// Logger receives request failures. Default the service's logger.
 	Logger *slog.Logger
 }
@@ -92,7 +87,6 @@ type api struct {
 //
 //	POST /v1/orders             create an order (201 + Location; Idempotency-Key)
 //	GET  /v1/orders/{id}        the order, its status and status history
-//	POST /internal/outbox/relay publish pending outbox rows (Cloud Scheduler)
 //	GET  /healthz               liveness: the process serves requests
 //	GET  /readyz                readiness: every Check passes
 //
@@ -103,9 +97,6 @@ func NewHandler(svc *Service, opts Options) http.Handler {
 	if opts.CheckTimeout <= 0 {
 		opts.CheckTimeout = 5 * time.Second
 	}
-	if opts.RelayBudget <= 0 {
-		opts.RelayBudget = 25 * time.Second
-	}
 	if opts.Logger == nil {
 		opts.Logger = svc.logger()
 	}
@@ -115,8 +106,6 @@ func NewHandler(svc *Service, opts Options) http.Handler {
 	mux.HandleFunc(OrdersPath, methodNotAllowed("POST"))
 	mux.HandleFunc("GET "+OrdersPath+"/{id}", a.get)
 	mux.HandleFunc(OrdersPath+"/{id}", methodNotAllowed("GET, HEAD"))
-	mux.HandleFunc("POST "+RelayPath, a.relay)
-	mux.HandleFunc(RelayPath, methodNotAllowed("POST"))
 	mux.HandleFunc("GET "+HealthzPath, Healthz)
 	mux.HandleFunc(HealthzPath, methodNotAllowed("GET, HEAD"))
 	mux.HandleFunc("GET "+ReadyzPath, a.readyz)
@@ -242,15 +231,6 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, view(o))
-}
-
-func (a *api) relay(w http.ResponseWriter, r *http.Request) {
-	st, err := a.svc.RelayPending(r.Context(), a.opts.RelayBudget)
-	if err != nil {
-		a.fail(w, r, "relay outbox", err)
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
 }
 
 // Healthz is the liveness endpoint: 200 while the process serves requests.

@@ -6,8 +6,8 @@
 // retries), stores each with its order.created event in the outbox in one
 // transaction, publishes the event after commit, and shows an order's
 // status as the payment and shipment functions move it (GET
-// /v1/orders/{id}). Cloud Scheduler calls POST /internal/outbox/relay to
-// publish events whose publish after commit failed. See NewHandler.
+// /v1/orders/{id}). Events whose publish after commit failed are published
+// by the outbox relay service (functions/relay). See NewHandler.
 //
 // Configuration (environment, checked at the first request, one message
 // listing everything missing): FUNCTION_NAME, GOOGLE_CLOUD_PROJECT, and

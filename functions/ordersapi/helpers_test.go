@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -29,10 +30,11 @@ const orderTopic = "order.created"
 // stack is the API over a real PostgreSQL database and the real Pub/Sub
 // client talking to pstest, served by httptest.
 type stack struct {
-	pool *pgxpool.Pool
-	ps   *pubsubtest.Fake
-	svc  *Service
-	url  string
+	pool  *pgxpool.Pool
+	ps    *pubsubtest.Fake
+	svc   *Service
+	relay *outbox.Relay
+	url   string
 }
 
 type stackOpt func(*stackConfig)
@@ -63,11 +65,12 @@ func newStack(t *testing.T, opts ...stackOpt) *stack {
 	}
 	pub := messaging.NewPubSub(ps.Client)
 	t.Cleanup(pub.Stop)
-	relay, err := outbox.NewRelay(outbox.Config{Pool: pool, Publisher: pub})
+	// A failed row is retried at once, not after the default backoff.
+	relay, err := outbox.NewRelay(outbox.Config{Pool: pool, Publisher: pub, RetryBackoff: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{pool: pool, ps: ps, svc: &Service{DB: pool, Outbox: relay}}
+	s := &stack{pool: pool, ps: ps, relay: relay, svc: &Service{DB: pool, Outbox: relay}}
 	checks := []Check{DatabaseCheck(pool), TopicCheck(ps.Client, pubsubtest.Project, orderTopic)}
 	if cfg.checks != nil {
 		checks = cfg.checks(s)

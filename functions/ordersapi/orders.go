@@ -61,7 +61,6 @@ type DB interface {
 // Outbox publishes outbox rows: *outbox.Relay.
 type Outbox interface {
 	PublishAfterCommit(ctx context.Context, ids ...int64) (outbox.Stats, error)
-	PublishPending(ctx context.Context) (outbox.Stats, error)
 }
 
 // Service is the orders domain behind the HTTP API. It is safe for
@@ -88,7 +87,7 @@ type Created struct {
 // Create stores a new pending order for req and its order.created event in
 // the outbox, in one transaction, then publishes the event. A publish
 // failure is logged and not returned: the order is committed and the outbox
-// row waits for the relay (RelayPending).
+// row waits for the outbox relay (functions/relay).
 //
 // With an idempotency key (may be empty), a request already made with the
 // same key returns that order with Replayed set, writing and publishing
@@ -168,40 +167,6 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, idempotencyKey 
 // there is none.
 func (s *Service) Get(ctx context.Context, id string) (orders.Order, error) {
 	return orders.Load(ctx, s.DB, id)
-}
-
-// RelayStats is what RelayPending did, summed over its passes.
-type RelayStats struct {
-	Passes int `json:"passes"`
-	// Claimed, Published, Failed and Held are outbox.Stats summed.
-	Claimed   int `json:"claimed"`
-	Published int `json:"published"`
-	Failed    int `json:"failed"`
-	Held      int `json:"held"`
-}
-
-// RelayPending publishes the pending outbox rows (rows whose publish after
-// commit failed or was skipped): it runs relay passes while the last one
-// published something without failures, until nothing is left or budget
-// has elapsed. Failures are counted (the rows stay for the next call), not
-// returned; the error reports a database failure.
-func (s *Service) RelayPending(ctx context.Context, budget time.Duration) (RelayStats, error) {
-	var total RelayStats
-	deadline := time.Now().Add(budget)
-	for {
-		st, err := s.Outbox.PublishPending(ctx)
-		total.Passes++
-		total.Claimed += st.Claimed
-		total.Published += st.Published
-		total.Failed += st.Failed
-		total.Held += st.Held
-		if err != nil {
-			return total, fmt.Errorf("relay: %w", err)
-		}
-		if st.Published == 0 || st.Failed > 0 || ctx.Err() != nil || time.Now().After(deadline) {
-			return total, nil
-		}
-	}
 }
 
 func (s *Service) logger() *slog.Logger {

@@ -42,6 +42,7 @@ func TestThroughTheFramework(t *testing.T) {
 		app.EnvFunction:        "payment",
 		app.EnvProject:         pubsubtest.Project,
 		app.EnvDatabaseURL:     dbURL,
+		app.EnvDBMigrate:       "true",
 		EnvGatewayURL:          gw.URL,
 		EnvGatewayAPIKey:       "e2e-key",
 		EnvGatewayTimeout:      "2s",
@@ -66,7 +67,7 @@ func TestThroughTheFramework(t *testing.T) {
 		t.Fatalf("dead letters of the bad payload: %d", n)
 	}
 
-	deps, err := app.Open(context.Background(), app.Env{Function: "payment-test", Database: app.Database{URL: dbURL}}, app.Needs{Database: true}, nil)
+	deps, err := app.Open(context.Background(), app.Env{Function: "payment-test", Database: app.Database{URL: dbURL, Migrate: true}}, app.Needs{Database: true}, nil)
 	must(t, err)
 	t.Cleanup(deps.Close)
 	e.deps = deps

@@ -95,7 +95,7 @@ func newEnv(t *testing.T, o options) *env {
 	ctx := context.Background()
 	deps, err := app.Open(ctx, app.Env{
 		Function: "payment", Project: pubsubtest.Project, DeadLetterTopic: "payment.dlq",
-		Database: app.Database{URL: pgtest.NewDatabase(t)},
+		Database: app.Database{URL: pgtest.NewDatabase(t), Migrate: true},
 	}, app.Needs{Database: true, PubSub: true}, logger)
 	if err != nil {
 		t.Fatal(err)

@@ -73,7 +73,7 @@ func newEnv(t *testing.T, configure func(*Service)) *env {
 		Function:        "shipment",
 		Project:         pubsubtest.Project,
 		DeadLetterTopic: topicDLQ,
-		Database:        app.Database{URL: pgtest.NewDatabase(t)},
+		Database:        app.Database{URL: pgtest.NewDatabase(t), Migrate: true},
 	}
 	deps, err := app.Open(ctx, e, function.Needs(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -670,6 +670,7 @@ func TestThroughFunctionsFramework(t *testing.T) {
 	t.Setenv("FUNCTION_NAME", "shipment")
 	t.Setenv("GOOGLE_CLOUD_PROJECT", pubsubtest.Project)
 	t.Setenv("DATABASE_URL", dbURL)
+	t.Setenv("DB_MIGRATE", "true")
 	t.Setenv("PUBSUB_EMULATOR_HOST", fake.Server.Addr)
 	t.Setenv(EnvCarriers, "acme")
 	t.Setenv("LOG_LEVEL", "error")

@@ -30,9 +30,11 @@ type Deps struct {
 	closers []func()
 }
 
-// Open connects everything needs asks for: PostgreSQL (and applies the
-// kernel's idempotency and outbox migrations, which are safe to run from
-// every instance at once), Pub/Sub with a publisher, an outbox relay, the
+// Open connects everything needs asks for: PostgreSQL (with
+// env.Database.Migrate it applies the kernel's idempotency and outbox
+// migrations, which is safe from every instance at once; otherwise it
+// checks they are applied and fails with postgres.ErrNotMigrated, a
+// transient error, when they are not), Pub/Sub with a publisher, an outbox relay, the
 // idempotency store and the dead-letter publisher. On error it closes
 // what it opened.
 func Open(ctx context.Context, env Env, needs Needs, logger *slog.Logger) (_ *Deps, err error) {
@@ -61,7 +63,12 @@ func Open(ctx context.Context, env Env, needs Needs, logger *slog.Logger) (_ *De
 		}
 		d.DB = pool
 		d.closers = append(d.closers, closeDB)
-		if err := migrateKernel(ctx, pool); err != nil {
+		if env.Database.Migrate {
+			err = migrateKernel(ctx, pool)
+		} else {
+			err = checkMigrated(ctx, pool, kernelMigrations())
+		}
+		if err != nil {
 			return nil, err
 		}
 		if d.Idempotency, err = idempotency.New(pool, idempotency.Config{}); err != nil {
@@ -134,15 +141,31 @@ func (d *Deps) Handler(c handler.Consumer, cfg handler.Config) (*handler.Handler
 	return handler.New(cfg, c)
 }
 
-// migrateKernel applies the kernel's schema: idempotency records and the
-// outbox.
+// kernelMigrations is the kernel's schema: idempotency records and the
+// outbox, in the order they are applied.
+func kernelMigrations() []Migration {
+	return []Migration{
+		{Name: idempotency.Component, FS: idempotency.Migrations()},
+		{Name: outbox.Component, FS: outbox.Migrations()},
+	}
+}
+
+// migrateKernel applies the kernel's schema.
 func migrateKernel(ctx context.Context, pool *pgxpool.Pool) error {
-	for _, m := range []struct {
-		name string
-		fn   func(context.Context, *pgxpool.Pool) error
-	}{{"idempotency", idempotency.Migrate}, {"outbox", outbox.Migrate}} {
-		if err := m.fn(ctx, pool); err != nil {
-			return fmt.Errorf("migrate %s: %w", m.name, err)
+	for _, m := range kernelMigrations() {
+		if err := m.apply(ctx, pool); err != nil {
+			return fmt.Errorf("migrate %s: %w", m.Name, err)
+		}
+	}
+	return nil
+}
+
+// checkMigrated returns an error wrapping postgres.ErrNotMigrated when pool
+// lacks a migration of ms.
+func checkMigrated(ctx context.Context, pool *pgxpool.Pool, ms []Migration) error {
+	for _, m := range ms {
+		if err := m.check(ctx, pool); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -21,7 +21,7 @@ func TestOpenWiresDatabasePubSubAndHandler(t *testing.T) {
 	fake.CreateTopic(t, "shipment.dlq")
 	t.Setenv("PUBSUB_EMULATOR_HOST", fake.Server.Addr)
 	env, err := app.LoadEnv(getenv(map[string]string{
-		"FUNCTION_NAME": "shipment", "GOOGLE_CLOUD_PROJECT": pubsubtest.Project, "DATABASE_URL": pgtest.NewDatabase(t),
+		"FUNCTION_NAME": "shipment", "GOOGLE_CLOUD_PROJECT": pubsubtest.Project, "DATABASE_URL": pgtest.NewDatabase(t), "DB_MIGRATE": "true",
 	}), app.Needs{Database: true, PubSub: true})
 	if err != nil {
 		t.Fatal(err)

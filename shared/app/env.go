@@ -30,8 +30,13 @@ const (
 	EnvDBIAMAuth       = "DB_IAM_AUTH"
 	EnvDBIPType        = "DB_IP_TYPE"
 	EnvDBMaxConns      = "DB_MAX_CONNS"
-	EnvLogLevel        = "LOG_LEVEL"
-	EnvLease           = "IDEMPOTENCY_LEASE"
+	// EnvDBMigrate, when true, makes a function apply its migrations at
+	// start (the local stack's migrate step and tests); otherwise it only
+	// checks the schema is at the version its code expects. Terraform
+	// never sets it: in production the migration job owns the schema.
+	EnvDBMigrate = "DB_MIGRATE"
+	EnvLogLevel  = "LOG_LEVEL"
+	EnvLease     = "IDEMPOTENCY_LEASE"
 )
 
 // ErrConfig wraps every configuration error.
@@ -81,6 +86,11 @@ type Database struct {
 	User     string
 	IAMAuth  bool
 	IPType   string // private (default) or public
+	// Migrate says whether Open and Build apply migrations (DB_MIGRATE,
+	// default false: they check the schema is migrated and fail with
+	// postgres.ErrNotMigrated otherwise). Only the schema's owner can
+	// migrate.
+	Migrate bool
 	// MaxConns caps the pool (DB_MAX_CONNS, default DefaultMaxConns).
 	// Keep instances x MaxConns below the server's max_connections.
 	MaxConns int32
@@ -149,6 +159,13 @@ func LoadEnv(getenv func(string) string, needs Needs) (Env, error) {
 			}
 			db.MaxConns = int32(n)
 		}
+		if v := getenv(EnvDBMigrate); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				invalid = append(invalid, fmt.Sprintf("%s=%q (want true or false)", EnvDBMigrate, v))
+			}
+			db.Migrate = b
+		}
 		if v := getenv(EnvDBIAMAuth); v != "" {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
@@ -196,6 +213,15 @@ func LoadEnv(getenv func(string) string, needs Needs) (Env, error) {
 		parts = append(parts, "invalid "+strings.Join(invalid, "; "))
 	}
 	return env, fmt.Errorf("%w: %s", ErrConfig, strings.Join(parts, "; "))
+}
+
+// PositiveDuration is a Var.Check for a positive Go duration such as 50s.
+func PositiveDuration(v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return errors.New("want a positive duration such as 50s")
+	}
+	return nil
 }
 
 // Var returns a program-specific value.

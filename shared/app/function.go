@@ -32,8 +32,11 @@ type Function struct {
 	// Vars are the function's own environment variables, checked with the
 	// common ones before anything is opened.
 	Vars []Var
-	// Migrations are the function's schema, applied in order at start,
-	// after the kernel's (idempotency and outbox).
+	// Migrations are the function's schema (goose files), after the
+	// kernel's (idempotency and outbox). tools/cmd/migrate applies them as
+	// the schema's owner before a deploy; at start a function only checks
+	// they are applied, unless DB_MIGRATE=true (local stack, tests) makes
+	// it apply them. Each Name is a component with its own version table.
 	Migrations []Migration
 	// Handler configures the push chain of an event function (Retry,
 	// MaxBody). Its Timeout is the manifest's resources.handler_timeout,
@@ -56,16 +59,27 @@ type Migration struct {
 	Dir  string
 }
 
+func (m Migration) files() (fs.FS, error) {
+	if m.Dir == "" {
+		return m.FS, nil
+	}
+	return fs.Sub(m.FS, m.Dir)
+}
+
 func (m Migration) apply(ctx context.Context, pool *pgxpool.Pool) error {
-	fsys := m.FS
-	if m.Dir != "" {
-		sub, err := fs.Sub(m.FS, m.Dir)
-		if err != nil {
-			return err
-		}
-		fsys = sub
+	fsys, err := m.files()
+	if err != nil {
+		return err
 	}
 	return postgres.Migrate(ctx, pool, m.Name, fsys)
+}
+
+func (m Migration) check(ctx context.Context, pool *pgxpool.Pool) error {
+	fsys, err := m.files()
+	if err != nil {
+		return err
+	}
+	return postgres.CheckMigrated(ctx, pool, m.Name, fsys)
 }
 
 // Consumer is an event function's domain function and the service it is a
@@ -225,8 +239,12 @@ func (r *Registered) Needs() Needs {
 	return Needs{Database: r.manifest.Database, PubSub: pubsub, Vars: r.f.Vars}
 }
 
-// Build reads the environment from getenv (os.Getenv when nil), opens and
-// migrates what the function needs and returns its handler. Configuration
+// Build reads the environment from getenv (os.Getenv when nil), opens what
+// the function needs, migrates the schema when DB_MIGRATE=true or else
+// checks it is migrated (an unmigrated schema is a transient error wrapping
+// postgres.ErrNotMigrated: "schema not migrated: run migrate up"; the
+// request answers 503 and the next one tries again), and returns its
+// handler. Configuration
 // errors wrap ErrConfig and list everything missing at once. On error
 // everything opened is closed.
 func (r *Registered) Build(ctx context.Context, getenv func(string) string) (_ http.Handler, err error) {
@@ -244,8 +262,15 @@ func (r *Registered) Build(ctx context.Context, getenv func(string) string) (_ h
 			d.Close()
 		}
 	}()
-	if err := r.migrate(ctx, d.DB); err != nil {
-		return nil, err
+	if d.DB != nil {
+		if env.Database.Migrate {
+			err = r.migrate(ctx, d.DB)
+		} else {
+			err = checkMigrated(ctx, d.DB, r.f.Migrations)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	var h http.Handler
 	if r.f.Serve != nil {
@@ -266,8 +291,9 @@ func (r *Registered) Build(ctx context.Context, getenv func(string) string) (_ h
 }
 
 // Migrate applies the kernel's migrations (idempotency, outbox) and the
-// function's, in order, to pool. Build does it at start; it is safe to run
-// from every instance at once.
+// function's, in order, to pool, as its owner. For tests; Build does it at
+// start only with DB_MIGRATE=true. It is safe to run from several
+// processes at once.
 func (r *Registered) Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	if err := migrateKernel(ctx, pool); err != nil {
 		return err
@@ -282,6 +308,12 @@ func (r *Registered) migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		}
 	}
 	return nil
+}
+
+// Migrations are the components the function's schema consists of, in
+// the order they are applied: the kernel's, then Function.Migrations.
+func (r *Registered) Migrations() []Migration {
+	return append(kernelMigrations(), r.f.Migrations...)
 }
 
 // ServeHTTP serves the handler built from the environment on the first

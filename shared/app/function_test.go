@@ -1,9 +1,11 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,7 +19,10 @@ import (
 	"example.com/platform/shared/events"
 	"example.com/platform/shared/events/eventstest"
 	"example.com/platform/shared/handler"
+	"example.com/platform/shared/idempotency"
 	"example.com/platform/shared/messaging"
+	"example.com/platform/shared/outbox"
+	"example.com/platform/shared/postgres"
 	"example.com/platform/shared/testing/pgtest"
 	"example.com/platform/shared/testing/pubsubtest"
 	"example.com/platform/shared/testing/pushtest"
@@ -57,7 +62,7 @@ func (s *things) lease(context.Context, *handler.Claim, handler.Event[eventstest
 	return nil, nil
 }
 
-var thingsMigrations = fstest.MapFS{"0001_things.sql": {Data: []byte("CREATE TABLE things_seen (id text PRIMARY KEY);")}}
+var thingsMigrations = fstest.MapFS{"0001_things.sql": {Data: []byte("-- +goose Up\nCREATE TABLE things_seen (id text PRIMARY KEY);\n-- +goose Down\nDROP TABLE things_seen;\n")}}
 
 func TestNewChecksTheFunctionAgainstItsManifest(t *testing.T) {
 	tx := app.Transactional(newThings, (*things).handle)
@@ -118,7 +123,7 @@ func TestBuildWiresEverything(t *testing.T) {
 	if r.EntryPoint() != "Things" || !r.Needs().Database || !r.Needs().PubSub {
 		t.Fatalf("entry point %q, needs %+v", r.EntryPoint(), r.Needs())
 	}
-	vars := map[string]string{"FUNCTION_NAME": "things", "GOOGLE_CLOUD_PROJECT": pubsubtest.Project, "DATABASE_URL": dbURL}
+	vars := map[string]string{"FUNCTION_NAME": "things", "GOOGLE_CLOUD_PROJECT": pubsubtest.Project, "DATABASE_URL": dbURL, "DB_MIGRATE": "true"}
 	h, err := r.Build(context.Background(), func(k string) string { return vars[k] })
 	if err != nil {
 		t.Fatal(err)
@@ -172,5 +177,66 @@ func TestBuildReportsEverythingMissing(t *testing.T) {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error %q does not name %s", err, name)
 		}
+	}
+}
+
+// TestBuildChecksTheSchemaWithoutDBMigrate: without DB_MIGRATE (production:
+// the migration job owns the schema) Build migrates nothing. An unmigrated
+// kernel or function schema is a transient start failure naming the fix,
+// answered 503 (Pub/Sub redelivers) and logged with error_class schema so
+// it alerts; once migrated, Build succeeds.
+func TestBuildChecksTheSchemaWithoutDBMigrate(t *testing.T) {
+	fake := pubsubtest.New(t)
+	fake.CreateTopic(t, "things.dlq")
+	t.Setenv("PUBSUB_EMULATOR_HOST", fake.Server.Addr)
+	dbURL := pgtest.NewDatabase(t)
+	r, err := app.New(app.Function{
+		Manifest:   manifestYAML("transactional", "true"),
+		Migrations: []app.Migration{{Name: "things", FS: thingsMigrations}},
+		Consumer:   app.Transactional(newThings, (*things).handle),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"FUNCTION_NAME": "things", "GOOGLE_CLOUD_PROJECT": pubsubtest.Project, "DATABASE_URL": dbURL}
+	getenv := func(k string) string { return vars[k] }
+	ctx := context.Background()
+	_, err = r.Build(ctx, getenv)
+	if !errors.Is(err, postgres.ErrNotMigrated) || errors.Is(err, app.ErrConfig) || !strings.Contains(err.Error(), "run migrate up") || !strings.Contains(err.Error(), "idempotency") {
+		t.Fatalf("empty database: got %v, want a transient ErrNotMigrated naming the idempotency schema", err)
+	}
+	pool := pgtest.Open(t, dbURL)
+	var tables int
+	pool.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").Scan(&tables)
+	if tables != 0 {
+		t.Fatalf("Build without DB_MIGRATE created %d tables", tables)
+	}
+	// The kernel migrated, the function's schema not yet.
+	if err := idempotency.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	if err := outbox.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Build(ctx, getenv)
+	if !errors.Is(err, postgres.ErrNotMigrated) || !strings.Contains(err.Error(), "things lacks versions [1]") {
+		t.Fatalf("function schema missing: got %v", err)
+	}
+	var logs bytes.Buffer
+	lazy := app.NewLazy(func(ctx context.Context) (http.Handler, error) { return r.Build(ctx, getenv) }, slog.New(slog.NewJSONHandler(&logs, nil)))
+	rec := httptest.NewRecorder()
+	lazy.ServeHTTP(rec, httptest.NewRequest("POST", "/", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "schema not migrated: run migrate up") {
+		t.Fatalf("unmigrated start answered %d %q, want 503 naming the fix", rec.Code, rec.Body.String())
+	}
+	if !strings.Contains(logs.String(), `"error_class":"schema"`) {
+		t.Fatalf("start failure not classed for alerting: %s", logs.String())
+	}
+	if err := r.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	h, err := r.Build(ctx, getenv)
+	if err != nil || h == nil {
+		t.Fatalf("migrated database: %v", err)
 	}
 }

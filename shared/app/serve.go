@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+
+	"example.com/platform/shared/retry"
 )
 
 // Lazy serves the http.Handler that build returns, building it on the
@@ -75,7 +77,7 @@ func (l *Lazy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		l.logger.Warn("start failed, will retry on the next request", "error", err.Error())
+		l.logger.Warn("start failed, will retry on the next request", append([]any{"error", err.Error()}, retry.LogAttrs(err)...)...)
 		http.Error(w, "starting: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}

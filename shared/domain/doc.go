@@ -10,7 +10,11 @@
 // type" in the README.
 package domain
 
-import "example.com/platform/shared/events"
+import (
+	"embed"
+
+	"example.com/platform/shared/events"
+)
 
 // Event types. The suffix is the payload's schema version: a breaking
 // change to a payload is a new type (…v2) published alongside the old one
@@ -30,9 +34,35 @@ const (
 	TopicShipmentDispatched = "shipment.dispatched"
 )
 
+// Folders of the package, relative to the repository root. ContractsDir
+// holds the domain's contracts: one JSON Schema per event type and version
+// (<type>.json, generated from the payload types, whose doc comments
+// become the descriptions) and asyncapi.yaml. `make contracts` regenerates
+// them; a test fails when they are stale or when a published version
+// changed in a way that breaks its consumers.
+//
+//go:generate go run ../../tools/cmd/contracts -root ../..
+const (
+	Dir          = "shared/domain"
+	ContractsDir = Dir + "/contracts"
+)
+
+// Contracts holds the committed contracts (contracts/<type>.json and
+// contracts/asyncapi.yaml).
+//
+//go:embed contracts
+var Contracts embed.FS
+
 func init() {
 	events.Register[OrderCreated](TypeOrderCreated, TopicOrderCreated)
 	events.Register[PaymentProcessed](TypePaymentProcessed, TopicPaymentProcessed)
 	events.Register[PaymentFailed](TypePaymentFailed, TopicPaymentFailed)
 	events.Register[ShipmentDispatched](TypeShipmentDispatched, TopicShipmentDispatched)
+	// Every consumer validates incoming data against the committed schema
+	// of its version before decoding it. A type whose schema is not
+	// committed yet is decoded without one (TestContractsAreCurrent fails
+	// until `make contracts` writes it).
+	if err := events.RegisterSchemas(Contracts, "contracts"); err != nil {
+		panic(err)
+	}
 }

@@ -134,7 +134,8 @@ func TestNewRejectsUnknownCurrency(t *testing.T) {
 }
 
 // TestDecodeRejectsInvalidOrders checks the domain's validation of
-// received orders: every problem is a permanent error naming the fields.
+// received orders (the committed schema first, then Validate): every
+// problem is a permanent error naming the fields.
 func TestDecodeRejectsInvalidOrders(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -143,12 +144,15 @@ func TestDecodeRejectsInvalidOrders(t *testing.T) {
 	}{
 		{name: "wrong JSON field type", mutate: func(m *messaging.Message) {
 			m.Data = bytes.Replace(m.Data, []byte(`"quantity":2`), []byte(`"quantity":"2"`), 1)
-		}, want: "cannot unmarshal string into Go struct field LineItem.items.quantity of type int64"},
+		}, want: "violates its schema: items/0/quantity: got string, want integer"},
 		{name: "missing payload field", mutate: func(m *messaging.Message) {
 			m.Data = bytes.Replace(m.Data, []byte(`"customer_id":"cust-42"`), []byte(`"customer_id":""`), 1)
 		}, want: "invalid OrderCreated: customer_id: is required"},
 		{name: "JSON null data", mutate: func(m *messaging.Message) { m.Data = []byte("null") },
-			want: "invalid OrderCreated: order_id: is required; customer_id: is required; currency: is required"},
+			want: "violates its schema: (root): got null, want object"},
+		{name: "missing required field", mutate: func(m *messaging.Message) {
+			m.Data = bytes.Replace(m.Data, []byte(`"customer_id":"cust-42",`), nil, 1)
+		}, want: "violates its schema: (root): missing property 'customer_id'"},
 		{name: "invalid payload values", mutate: func(m *messaging.Message) {
 			m.Data = bytes.Replace(m.Data, []byte(`"currency":"EUR"`), []byte(`"currency":"eur"`), 1)
 			m.Data = bytes.Replace(m.Data, []byte(`"quantity":2`), []byte(`"quantity":0`), 1)

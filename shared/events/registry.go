@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
 	"example.com/platform/shared/retry"
 )
 
@@ -65,7 +67,18 @@ type TypeInfo struct {
 
 	goType reflect.Type
 	decode func(data []byte) (Payload, error)
+	// schema, when set by RegisterSchema, validates the raw data before
+	// it is decoded.
+	schema *jsonschema.Schema
 }
+
+// GoType is the payload type registered for the event type (the T of
+// Register).
+func (ti TypeInfo) GoType() reflect.Type { return ti.goType }
+
+// HasSchema reports whether data of the type is validated against a JSON
+// Schema (see RegisterSchema) before it is decoded.
+func (ti TypeInfo) HasSchema() bool { return ti.schema != nil }
 
 // registry holds the registered types, keyed by type. Domain packages fill
 // it from their init functions (see Register); it is read-only afterwards.
@@ -181,10 +194,15 @@ func splitVersion(typ string) (base, version string) {
 	return typ[:i], v
 }
 
-// decodePayload decodes and validates data as a payload of ti's type.
+// decodePayload decodes and validates data as a payload of ti's type:
+// first against the type's JSON Schema, when it has one (RegisterSchema),
+// then into the Go type, then with its Validate method.
 func decodePayload(ti TypeInfo, data []byte) (Payload, error) {
 	if len(data) == 0 {
 		return nil, retry.Permanentf("event %s has no data", ti.Type)
+	}
+	if err := ti.validateSchema(data); err != nil {
+		return nil, err
 	}
 	p, err := ti.decode(data)
 	if err != nil {

@@ -101,8 +101,9 @@ type Config struct {
 	// retry.Policy for its defaults). Its budget is further bounded by
 	// Timeout.
 	Retry retry.Policy
-	// Timeout bounds the handling of one delivery. Keep it below the
-	// function's timeout. Default 30s.
+	// Timeout bounds the handling of one delivery. app.Register sets it
+	// from the manifest's resources.handler_timeout, which the manifest
+	// keeps below the ack deadline with AfterBudget. Default 30s.
 	Timeout time.Duration
 	// MaxBody is the largest body accepted. Default events.DefaultMaxBody.
 	MaxBody int64

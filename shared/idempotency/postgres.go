@@ -19,6 +19,10 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// Component is the name the schema is migrated under (postgres.Migrate;
+// version table goose_idempotency).
+const Component = "idempotency"
+
 // Migrations returns the embedded schema migrations, for tools that apply
 // them with postgres.Migrate themselves.
 func Migrations() fs.FS {
@@ -32,7 +36,7 @@ func Migrations() fs.FS {
 // Migrate creates or upgrades the processed_events table and its function.
 // It is safe to call from every process at start (see postgres.Migrate).
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	return postgres.Migrate(ctx, pool, "idempotency", Migrations())
+	return postgres.Migrate(ctx, pool, Component, Migrations())
 }
 
 // Store is the PostgreSQL store on pgx/v5: both modes, on the

@@ -67,21 +67,75 @@ type Manifest struct {
 	Idempotency string `yaml:"idempotency"`
 	// Database grants Cloud SQL client and an IAM database user.
 	Database bool `yaml:"database"`
+	// Tables are the grants of the function's database role (needs
+	// database: true): tools/cmd/migrate grants exactly these, plus the
+	// kernel tables every database function uses (KernelTables). The
+	// function's role owns nothing; the migrator owns every table.
+	Tables Tables `yaml:"tables"`
 	// BigQuery grants write access on the analytics dataset.
 	BigQuery bool `yaml:"bigquery"`
 	// Consumes lists one push subscription per topic.
 	Consumes []Subscription `yaml:"consumes"`
 	// ConsumesDeadLetters, when set, subscribes the function to the
 	// dead-letter topic of every other function with these settings.
-	ConsumesDeadLetters *Delivery            `yaml:"consumes_dead_letters"`
-	Publishes           []string             `yaml:"publishes"`
-	Resources           Resources            `yaml:"resources"`
-	Env                 map[string]string    `yaml:"env"`
-	SecretEnv           map[string]SecretRef `yaml:"secret_env"`
+	ConsumesDeadLetters *Delivery `yaml:"consumes_dead_letters"`
+	// Publishes lists the topics the function publishes to; PublishesAll
+	// ("*") alone means every topic of the catalogue (the outbox relay).
+	Publishes []string `yaml:"publishes"`
+	// Internal marks an HTTP service that only its own Schedules call:
+	// no invokers, no load balancer.
+	Internal bool `yaml:"internal"`
+	// Schedules are Cloud Scheduler jobs calling an HTTP service.
+	Schedules []Schedule           `yaml:"schedules"`
+	Resources Resources            `yaml:"resources"`
+	Env       map[string]string    `yaml:"env"`
+	SecretEnv map[string]SecretRef `yaml:"secret_env"`
 
 	// Path is the file the manifest was read from (not part of the YAML).
 	Path string `yaml:"-"`
 }
+
+// Schedule is one Cloud Scheduler job that calls an HTTP service with an
+// OIDC token of an identity allowed to invoke only that service.
+type Schedule struct {
+	// Name is the job's suffix: lowercase letters, digits and dashes.
+	Name string `yaml:"name"`
+	// Path is the path it POSTs to.
+	Path string `yaml:"path"`
+	// Cron is a five-field cron expression, in UTC.
+	Cron string `yaml:"cron"`
+}
+
+// PublishesAll, alone in publishes, means every topic of the catalogue.
+const PublishesAll = "*"
+
+// PublishedTopics is what m publishes to: its publishes list, or every
+// topic of cat for PublishesAll.
+func (m *Manifest) PublishedTopics(cat *Catalogue) []string {
+	if slices.Equal(m.Publishes, []string{PublishesAll}) {
+		return slices.Sorted(maps.Keys(cat.Topics))
+	}
+	return m.Publishes
+}
+
+// Tables lists the tables a function's database role may use, by name
+// (schema public).
+type Tables struct {
+	// Write tables get SELECT, INSERT, UPDATE and DELETE (and USAGE on
+	// their sequences).
+	Write []string `yaml:"write"`
+	// Read tables get SELECT.
+	Read []string `yaml:"read"`
+}
+
+// KernelTables are granted (SELECT, INSERT, UPDATE, DELETE, and their
+// sequences) to every function with database: true: the idempotency
+// records and the outbox. A manifest does not list them.
+var KernelTables = []string{"processed_events", "outbox"}
+
+// tableRE is a table name a manifest may grant: a plain, unquoted
+// PostgreSQL identifier.
+var tableRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // Owner is the team that owns a function.
 type Owner struct {
@@ -161,6 +215,7 @@ var (
 	identRE     = regexp.MustCompile(`^[A-Z][A-Za-z0-9_]*$`)
 	envRE       = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 	secondsRE   = regexp.MustCompile(`^([0-9]+)s$`)
+	scheduleRE  = regexp.MustCompile(`^[a-z][a-z0-9-]{0,40}$`)
 	memoryRE    = regexp.MustCompile(`^([0-9]+)(Mi|Gi)$`)
 	secretRE    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
 	codeownerRE = regexp.MustCompile(`^@[A-Za-z0-9-]+(/[A-Za-z0-9._-]+)?$|^[^@\s]+@[^@\s]+$`)
@@ -345,6 +400,7 @@ func (m *Manifest) Validate(cat *Catalogue) error {
 	if (m.Idempotency == IdempotencyTransactional || m.Idempotency == IdempotencyLease) && !m.Database {
 		p.add("database", "must be true: idempotency %q keeps its records in PostgreSQL", m.Idempotency)
 	}
+	m.validateTables(&p)
 
 	consumesAny := len(m.Consumes) > 0 || m.ConsumesDeadLetters != nil
 	if m.Kind == KindHTTP && consumesAny {
@@ -374,6 +430,12 @@ func (m *Manifest) Validate(cat *Catalogue) error {
 	pub := map[string]bool{}
 	for i, t := range m.Publishes {
 		f := fmt.Sprintf("publishes[%d]", i)
+		if t == PublishesAll {
+			if len(m.Publishes) > 1 {
+				p.add(f, "%q (every topic) must be the only entry", PublishesAll)
+			}
+			continue
+		}
 		if _, ok := cat.Topics[t]; !ok {
 			p.addErr(f, fmt.Errorf("%w %q: add it to topics.yaml", ErrUnknownTopic, t))
 		}
@@ -384,6 +446,7 @@ func (m *Manifest) Validate(cat *Catalogue) error {
 	}
 	m.Resources.validate(&p, m.Kind)
 	m.validateDeadlines(&p)
+	m.validateSchedules(&p)
 	for _, k := range slices.Sorted(maps.Keys(m.Env)) {
 		if !envRE.MatchString(k) || slices.Contains(reservedEnv, k) {
 			p.add("env."+k, "is not an allowed variable name (upper case, digits, underscores; not one Cloud Run sets)")
@@ -465,6 +528,40 @@ func (r Resources) validate(p *problems, kind string) {
 	}
 }
 
+// validateSchedules checks the schedules and internal flag of an HTTP
+// service.
+func (m *Manifest) validateSchedules(p *problems) {
+	if m.Kind != KindHTTP {
+		if len(m.Schedules) > 0 {
+			p.add("schedules", "only http services are called on a schedule")
+		}
+		if m.Internal {
+			p.add("internal", "only http services can be internal")
+		}
+		return
+	}
+	if m.Internal && len(m.Schedules) == 0 {
+		p.add("internal", "an internal service needs schedules: nothing else may call it")
+	}
+	names := map[string]bool{}
+	for i, s := range m.Schedules {
+		f := fmt.Sprintf("schedules[%d]", i)
+		if !scheduleRE.MatchString(s.Name) {
+			p.add(f+".name", "%q must be 1-41 lowercase letters, digits or dashes, starting with a letter", s.Name)
+		}
+		if names[s.Name] {
+			p.add(f+".name", "%q is used twice", s.Name)
+		}
+		names[s.Name] = true
+		if !strings.HasPrefix(s.Path, "/") {
+			p.add(f+".path", "%q must start with /", s.Path)
+		}
+		if len(strings.Fields(s.Cron)) != 5 {
+			p.add(f+".cron", "%q must be a five-field cron expression such as \"* * * * *\"", s.Cron)
+		}
+	}
+}
+
 // validateDeadlines keeps handler_timeout + AfterBudgetSeconds < every ack
 // deadline <= resources.timeout: a push must be answered before Pub/Sub
 // redelivers it, and the platform must not kill a request Pub/Sub still
@@ -531,3 +628,33 @@ func (p *problems) addErr(field string, err error) {
 }
 
 func (p *problems) err() error { return errors.Join(p.errs...) }
+
+// validateTables checks the shape of tables: names only; whether a table
+// exists is tools/cmd/migrate's check, against the migrated database.
+func (m *Manifest) validateTables(p *problems) {
+	if len(m.Tables.Write)+len(m.Tables.Read) > 0 && !m.Database {
+		p.add("tables", "needs database: true (the grants are of the function's database role)")
+	}
+	seen := map[string]string{}
+	for _, list := range []struct {
+		key   string
+		names []string
+	}{{"tables.write", m.Tables.Write}, {"tables.read", m.Tables.Read}} {
+		for i, t := range list.names {
+			field := fmt.Sprintf("%s[%d]", list.key, i)
+			switch {
+			case !tableRE.MatchString(t):
+				p.add(field, "%q must be a lowercase table name (letters, digits, underscores)", t)
+			case slices.Contains(KernelTables, t):
+				p.add(field, "%q is a kernel table, granted to every database function implicitly", t)
+			case strings.HasPrefix(t, "goose_"):
+				p.add(field, "%q is a migration version table, not the function's", t)
+			case seen[t] != "":
+				p.add(field, "%q is listed twice (also in %s)", t, seen[t])
+			}
+			if seen[t] == "" {
+				seen[t] = field
+			}
+		}
+	}
+}

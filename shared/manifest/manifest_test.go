@@ -116,6 +116,11 @@ func TestValidationErrors(t *testing.T) {
 		{"kind", "kind: cloudevent", "kind: cron", "kind: \"cron\"", false},
 		{"idempotency", "idempotency: lease", "idempotency: maybe", "idempotency: \"maybe\"", false},
 		{"idempotency needs database", "database: true", "database: false", "database: must be true", false},
+		{"table name", "database: true", "database: true\ntables: {write: [payments, Orders]}", "tables.write[1]: \"Orders\" must be a lowercase table name", false},
+		{"table twice", "database: true", "database: true\ntables: {write: [payments], read: [payments]}", "tables.read[0]: \"payments\" is listed twice (also in tables.write[0])", false},
+		{"kernel table", "database: true", "database: true\ntables: {write: [outbox]}", "tables.write[0]: \"outbox\" is a kernel table", false},
+		{"version table", "database: true", "database: true\ntables: {read: [goose_orders]}", "tables.read[0]: \"goose_orders\" is a migration version table", false},
+		{"tables need database", "database: true", "database: false\ntables: {read: [payments]}", "tables: needs database: true", false},
 		{"memory", "memory: 256Mi", "memory: 256MB", "resources.memory", false},
 		{"cpu", `cpu: "1"`, `cpu: "16"`, "resources.cpu", false},
 		{"concurrency", "concurrency: 10", "concurrency: 0", "resources.concurrency: 0 is out of range 1..1000", false},
@@ -208,5 +213,57 @@ func TestCatalogueValidation(t *testing.T) {
 	err = c.Validate()
 	if err == nil || !strings.Contains(err.Error(), "reserved for dead-letter") || !strings.Contains(err.Error(), "retention") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+const relayManifest = `
+name: relay
+description: Publishes what the outbox holds.
+owner: {team: platform, codeowners: ["@example-org/platform"]}
+kind: http
+entry_point: Relay
+idempotency: none
+database: true
+internal: true
+publishes: ["*"]
+schedules:
+  - {name: outbox-relay, path: /run, cron: "* * * * *"}
+resources: {memory: 256Mi, cpu: "1", concurrency: 1, max_instances: 1, timeout: 120s}
+`
+
+func TestScheduledInternalServiceThatPublishesEverywhere(t *testing.T) {
+	cat := catalogue(t)
+	m, err := manifest.Parse(strings.NewReader(relayManifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Validate(cat); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.PublishedTopics(cat); strings.Join(got, ",") != "order.created,payment.processed" {
+		t.Fatalf("published topics %v, want every catalogue topic", got)
+	}
+	if m.Schedules[0].Path != "/run" || !m.Internal {
+		t.Fatalf("decoded %+v", m)
+	}
+	for _, tc := range []struct{ old, new, want string }{
+		{`publishes: ["*"]`, `publishes: ["*", order.created]`, `publishes[0]: "*" (every topic) must be the only entry`},
+		{"cron: \"* * * * *\"", "cron: \"@hourly\"", "schedules[0].cron"},
+		{"path: /run", "path: run", "schedules[0].path"},
+		{"name: outbox-relay", "name: Outbox_Relay", "schedules[0].name"},
+		{"schedules:\n  - {name: outbox-relay, path: /run, cron: \"* * * * *\"}\n", "", "internal: an internal service needs schedules"},
+		{"kind: http", "kind: cloudevent", "schedules: only http services"},
+	} {
+		src := strings.Replace(relayManifest, tc.old, tc.new, 1)
+		if src == relayManifest {
+			t.Fatalf("replacement %q not applied", tc.old)
+		}
+		m, err := manifest.Parse(strings.NewReader(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Validate(cat); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q -> %q: err %v, want %q", tc.old, tc.new, err, tc.want)
+		}
 	}
 }

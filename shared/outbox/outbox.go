@@ -21,6 +21,19 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// Component is the name the schema is migrated under (postgres.Migrate;
+// version table goose_outbox).
+const Component = "outbox"
+
+// Migrations returns the embedded goose migrations of the outbox table.
+func Migrations() fs.FS {
+	sub, err := subFS()
+	if err != nil {
+		panic(err) // the embedded directory always exists
+	}
+	return sub
+}
+
 // Migrate creates or upgrades the outbox table. It is safe to call from
 // every process at start (see postgres.Migrate).
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
@@ -28,7 +41,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	if err != nil {
 		return err
 	}
-	return postgres.Migrate(ctx, pool, "outbox", sub)
+	return postgres.Migrate(ctx, pool, Component, sub)
 }
 
 // Pub/Sub limits checked by Write, so a message Pub/Sub would reject is

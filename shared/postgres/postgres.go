@@ -1,18 +1,12 @@
 // Package postgres holds what every PostgreSQL-backed package shares: the
 // query interface that a pool, a connection and a transaction all satisfy,
-// and embedded, versioned migrations that are safe to apply again and from
-// several processes at once.
+// and embedded, versioned migrations run by goose (see Migrate).
 package postgres
 
 import (
 	"context"
 	"errors"
-	"fmt"
-	"hash/fnv"
 	"io/fs"
-	"path"
-	"sort"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -33,63 +27,26 @@ var (
 	_ Querier = (pgx.Tx)(nil)
 )
 
-// Migrate applies the *.sql files of fsys (sorted by name, e.g.
-// 0001_init.sql) that component has not applied yet, each in its own
-// transaction, recording them in schema_migrations. A session-level
-// advisory lock per component serialises concurrent callers, so every
-// process may call Migrate at start. Applying the same set again is a
-// no-op; a file whose name was applied is never run twice.
+// Migrate applies the pending migrations of component: the goose-format
+// *.sql files of fsys (NNNN_name.sql, each with "-- +goose Up" and
+// "-- +goose Down" sections; see docs/decisions.md), in version order, each
+// in its own transaction, recorded in the component's own version table
+// goose_<component> (VersionTable). goose's PostgreSQL session locker (an
+// advisory lock per component) serialises concurrent callers, so several
+// processes may call Migrate at once. Applying the same set again is a
+// no-op. A database migrated by the runner this replaced (table
+// schema_migrations) is adopted: its applied files count as applied.
+//
+// Migrate runs DDL: call it as the schema's owner (tools/cmd/migrate, the
+// local stack, tests), never as a function's role.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, component string, fsys fs.FS) error {
-	names, err := fs.Glob(fsys, "*.sql")
+	m, err := open(pool, component, fsys)
 	if err != nil {
 		return err
 	}
-	sort.Strings(names)
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("migrate %s: acquire: %w", component, err)
-	}
-	defer conn.Release()
-	lock := lockKey(component)
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lock); err != nil {
-		return fmt.Errorf("migrate %s: lock: %w", component, err)
-	}
-	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lock) //nolint:errcheck
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		component  text        NOT NULL,
-		version    text        NOT NULL,
-		applied_at timestamptz NOT NULL DEFAULT now(),
-		PRIMARY KEY (component, version))`); err != nil {
-		// Two components creating the table at once race on the catalog.
-		if !isUniqueViolation(err) {
-			return fmt.Errorf("migrate %s: create schema_migrations: %w", component, err)
-		}
-	}
-	for _, name := range names {
-		version := strings.TrimSuffix(path.Base(name), ".sql")
-		sql, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return err
-		}
-		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			tag, err := tx.Exec(ctx, `INSERT INTO schema_migrations (component, version) VALUES ($1, $2) ON CONFLICT DO NOTHING`, component, version)
-			if err != nil || tag.RowsAffected() == 0 {
-				return err
-			}
-			_, err = tx.Exec(ctx, string(sql))
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("migrate %s %s: %w", component, version, err)
-		}
-	}
-	return nil
-}
-
-func lockKey(component string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("migrate:" + component))
-	return int64(h.Sum64())
+	defer m.close()
+	_, err = m.up(ctx)
+	return err
 }
 
 func isUniqueViolation(err error) bool {

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/api/googleapi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"example.com/platform/shared/postgres"
 )
 
 // Classify returns the class of err. An explicit mark (Permanent, Transient)
@@ -156,6 +158,9 @@ const ErrorClassKey = "error_class"
 // those classes. It does not change err's Class: schema, permission,
 // auth and database errors are transient, data errors permanent.
 func ErrorClass(err error) string {
+	if errors.Is(err, postgres.ErrNotMigrated) {
+		return ErrorClassSchema
+	}
 	var pg *pgconn.PgError
 	if !errors.As(err, &pg) {
 		return ""

@@ -65,7 +65,7 @@ func TestDeployDevLive(t *testing.T) {
 	opts := h.Options(t, env, map[string]any{
 		"project_id":    project,
 		"source_bucket": bucket,
-		"orders_api":    map[string]any{"invokers": map[string]any{"live": invoker}, "outbox_relay_cron": "* * * * *"},
+		"orders_api":    map[string]any{"invokers": map[string]any{"live": invoker}},
 		"alerting":      map[string]any{},
 	})
 	opts.PlanFilePath = ""

@@ -52,7 +52,6 @@ func TestValidationRejectsBadInputs(t *testing.T) {
 		{"bootstrap", "secrets", `["payment gateway key"]`, "Each secret id must be"},
 		{"http-service", "invokers", `{ everyone = "allAuthenticatedUsers" }`, "The invokers must not include allUsers or allAuthenticatedUsers"},
 		{"platform", "env", `"qa"`, "The env must be dev, staging or prod."},
-		{"platform", "orders_api", `{ outbox_relay_cron = "hourly" }`, "five-field cron expression"},
 		{"platform", "alerting", `{ thresholds = { error_rate = 0.5 } }`, "The alerting.thresholds keys must be"},
 		{"postgres", "private_network", `"default"`, "The private_network must be a network id like"},
 		{"postgres", "ssl_mode", `"ALLOW_UNENCRYPTED_AND_ENCRYPTED"`, "unencrypted connections are never allowed"},

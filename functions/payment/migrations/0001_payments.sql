@@ -1,3 +1,4 @@
+-- +goose Up
 -- Payments, owned by the payment function: one row per charge attempt that
 -- reached an outcome (approved or declined), keyed by the idempotency key
 -- the gateway was called with, so a redelivered event never records twice.
@@ -23,3 +24,6 @@ CREATE TABLE payments (
 -- Not unique: a second charge of one order (see order_moved) must still be
 -- recorded so that it can be found and refunded.
 CREATE INDEX payments_order ON payments (order_id);
+
+-- +goose Down
+DROP TABLE IF EXISTS payments;

@@ -1,3 +1,4 @@
+-- +goose Up
 -- Shipments, owned by the shipment function: one per order. The order id is
 -- unique, so a second payment.processed for the same order (a replay under a
 -- new event id) can never create a second shipment, whatever the code does.
@@ -15,3 +16,6 @@ CREATE TABLE shipments (
     dispatched_at   timestamptz NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now()
 );
+
+-- +goose Down
+DROP TABLE IF EXISTS shipments;

@@ -21,16 +21,28 @@ locals {
   # where Terraform arguments want numbers.
   functions = {
     for name, m in local.raw : name => {
-      name                  = name
-      description           = m.description
-      team                  = m.owner.team
-      codeowners            = m.owner.codeowners
-      kind                  = m.kind
-      entry_point           = m.entry_point
-      idempotency           = m.idempotency
-      database              = try(m.database, false) == true
-      bigquery              = try(m.bigquery, false) == true
-      publishes             = try(m.publishes, null) == null ? [] : m.publishes
+      name        = name
+      description = m.description
+      team        = m.owner.team
+      codeowners  = m.owner.codeowners
+      kind        = m.kind
+      entry_point = m.entry_point
+      idempotency = m.idempotency
+      database    = try(m.database, false) == true
+      bigquery    = try(m.bigquery, false) == true
+      # "*" alone (shared/manifest.PublishesAll) is every catalogue topic:
+      # the outbox relay publishes whatever the outbox holds.
+      publishes = (try(m.publishes, null) == null ? [] :
+      m.publishes == ["*"] ? sort(keys(local.catalogue)) : m.publishes)
+      # An internal HTTP service is called only by its own schedules: no
+      # invokers, no load balancer.
+      internal = try(m.internal, false) == true
+      schedules = {
+        for s in try(m.schedules, null) == null ? [] : m.schedules : s.name => {
+          path     = s.path
+          schedule = s.cron
+        }
+      }
       consumes_dead_letters = try(m.consumes_dead_letters, null) != null
       env                   = { for k, v in try(m.env, null) == null ? {} : m.env : k => tostring(v) }
       secret_env = {

@@ -238,3 +238,124 @@ resource "google_monitoring_dashboard" "default" {
     }
   })
 }
+
+# Outbox rows that block their ordering key: the relay logs a WARNING
+# "outbox: row stuck" (shared/outbox.StuckMessage) on every failed attempt
+# of a row older than its stuck threshold. One series per topic.
+resource "google_logging_metric" "outbox_stuck_rows" {
+  project = var.project_id
+  name    = "outbox_stuck_rows"
+  filter  = "severity=WARNING AND jsonPayload.message=\"outbox: row stuck\""
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "Outbox rows stuck"
+    labels {
+      key        = "topic"
+      value_type = "STRING"
+    }
+  }
+  label_extractors = { topic = "EXTRACT(jsonPayload.topic)" }
+}
+
+resource "google_monitoring_alert_policy" "outbox_stuck" {
+  for_each = { for name, t in var.topics : name => t if lookup(t.labels, "kind", "") == "domain" }
+
+  project               = var.project_id
+  display_name          = "[${var.env}] Outbox rows stuck on ${each.key}"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = local.channels[each.value.labels.team]
+  user_labels           = { team = each.value.labels.team, env = var.env, function = "relay" }
+
+  conditions {
+    display_name = "Stuck outbox rows of ${each.key}"
+    condition_threshold {
+      filter          = "resource.type = \"cloud_run_revision\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.outbox_stuck_rows.name}\" AND metric.labels.topic = \"${each.key}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "An outbox row for `${each.key}` has failed to publish for longer than the relay's stuck threshold and blocks the later events of its ordering key. Inspect it with `eventctl outbox stuck`, then retry or park it (`eventctl outbox retry|park ID`; docs/failure-model.md)."
+  }
+}
+
+# Deliveries that wait for a person: the handler logs error_class schema,
+# permission, auth or database (shared/retry.ErrorClass) on a transient
+# failure that no retry heals until a deploy or an operator fixes it.
+resource "google_logging_metric" "needs_operator" {
+  project = var.project_id
+  name    = "deliveries_waiting_for_an_operator"
+  filter  = "jsonPayload.error_class=(\"schema\" OR \"permission\" OR \"auth\" OR \"database\")"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "Deliveries failing on schema, permission, auth or database"
+    labels {
+      key        = "function"
+      value_type = "STRING"
+    }
+    labels {
+      key        = "error_class"
+      value_type = "STRING"
+    }
+  }
+  label_extractors = {
+    function    = "EXTRACT(labels.function)"
+    error_class = "EXTRACT(jsonPayload.error_class)"
+  }
+}
+
+resource "google_monitoring_alert_policy" "needs_operator" {
+  for_each = var.functions
+
+  project               = var.project_id
+  display_name          = "[${var.env}] ${each.key} waits for a schema, grant or credential"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = local.channels[each.value.team]
+  user_labels           = { team = each.value.team, env = var.env, function = each.key }
+
+  conditions {
+    display_name = "Deliveries of ${each.key} failing on schema, permission, auth or database"
+    condition_threshold {
+      filter          = "resource.type = \"cloud_run_revision\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.needs_operator.name}\" AND metric.labels.function = \"${each.key}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = local.duration
+
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "`${each.key}` fails deliveries on a missing table or column, a revoked grant, a credential or a missing database (`error_class` in its logs). They are retried, not dead-lettered: fix the schema (run the migration), the grant or the credential and the backlog drains (docs/failure-model.md)."
+  }
+}

@@ -114,10 +114,12 @@ module "functions" {
   source   = "../event-function"
   for_each = module.manifests.functions
 
-  project_id         = var.project_id
-  region             = var.region
-  name               = each.key
-  ingress            = each.value.kind == "http" ? local.http_ingress : "ALLOW_INTERNAL_ONLY"
+  project_id = var.project_id
+  region     = var.region
+  name       = each.key
+  # An internal HTTP service (the relay) is called by Cloud Scheduler, whose
+  # requests arrive from outside: IAM (run.invoker of its job only) guards it.
+  ingress            = each.value.kind != "http" ? "ALLOW_INTERNAL_ONLY" : each.value.internal ? "ALLOW_ALL" : local.http_ingress
   env                = var.env
   team               = each.value.team
   entry_point        = each.value.entry_point
@@ -150,7 +152,8 @@ module "functions" {
   } : null
 }
 
-# Who may call each HTTP service: the invokers and the outbox relay job.
+# Who may call each HTTP service: the invokers (none for an internal
+# service) and the manifest's schedules (the outbox relay's).
 module "http_services" {
   source   = "../http-service"
   for_each = module.manifests.http_services
@@ -159,19 +162,14 @@ module "http_services" {
   region     = var.region
   name       = each.key
   service    = module.functions[each.key]
-  invokers   = var.orders_api.invokers
+  invokers   = each.value.internal ? {} : var.orders_api.invokers
   labels     = { team = each.value.team, env = var.env }
-  load_balancer = var.orders_api.load_balancer == null ? null : {
+  load_balancer = each.value.internal || var.orders_api.load_balancer == null ? null : {
     domains               = lookup(var.orders_api.load_balancer.domains, each.key, [])
     rate_limit            = var.orders_api.load_balancer.rate_limit
     allowed_source_ranges = var.orders_api.load_balancer.allowed_source_ranges
   }
-  scheduled_jobs = {
-    outbox-relay = {
-      path     = var.orders_api.outbox_relay_path
-      schedule = var.orders_api.outbox_relay_cron
-    }
-  }
+  scheduled_jobs = each.value.schedules
 }
 
 module "monitoring" {

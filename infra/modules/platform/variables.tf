@@ -130,11 +130,9 @@ variable "min_instances" {
 }
 
 variable "orders_api" {
-  description = "Exposure of the HTTP services (the orders API): the IAM members allowed to call them (never allUsers), the path and cron schedule of the outbox relay job, and load_balancer: null for authenticated direct access (ingress ALLOW_ALL, dev), or an external HTTPS load balancer with Cloud Armor (ingress ALLOW_INTERNAL_AND_GCLB): domains by service name, rate_limit and allowed_source_ranges (the http-service module's load_balancer)."
+  description = "Exposure of the public HTTP services (the orders API; internal ones such as the relay are called only by their manifest's schedules): the IAM members allowed to call them (never allUsers), and load_balancer: null for authenticated direct access (ingress ALLOW_ALL, dev), or an external HTTPS load balancer with Cloud Armor (ingress ALLOW_INTERNAL_AND_GCLB): domains by service name, rate_limit and allowed_source_ranges (the http-service module's load_balancer)."
   type = object({
-    invokers          = optional(map(string), {})
-    outbox_relay_cron = optional(string, "* * * * *")
-    outbox_relay_path = optional(string, "/internal/outbox/relay")
+    invokers = optional(map(string), {})
     load_balancer = optional(object({
       domains = map(list(string))
       rate_limit = optional(object({
@@ -146,11 +144,6 @@ variable "orders_api" {
   })
   default  = {}
   nullable = false
-
-  validation {
-    condition     = length(split(" ", trimspace(var.orders_api.outbox_relay_cron))) == 5
-    error_message = "The orders_api.outbox_relay_cron must be a five-field cron expression such as \"* * * * *\"."
-  }
 }
 
 variable "alerting" {

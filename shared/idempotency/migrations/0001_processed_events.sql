@@ -1,3 +1,4 @@
+-- +goose Up
 -- processed_events records, per consumer, every event it has processed
 -- (status 'done') or is processing under a lease (status 'in_progress').
 CREATE TABLE IF NOT EXISTS processed_events (
@@ -38,6 +39,7 @@ CREATE INDEX IF NOT EXISTS processed_events_lease_purge_idx
 --
 -- SQLSTATEs: IDMP1 duplicate (done, same payload), IDMP2 payload mismatch,
 -- IDMP3 in progress under a lease (lease mode owns the key).
+-- +goose StatementBegin
 CREATE OR REPLACE FUNCTION idempotency_claim_tx(p_consumer text, p_key text, p_hash bytea)
 RETURNS void
 LANGUAGE plpgsql AS $$
@@ -69,3 +71,8 @@ BEGIN
     END LOOP;
 END
 $$;
+-- +goose StatementEnd
+
+-- +goose Down
+DROP FUNCTION IF EXISTS idempotency_claim_tx(text, text, bytea);
+DROP TABLE IF EXISTS processed_events;

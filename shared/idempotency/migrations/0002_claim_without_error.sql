@@ -1,3 +1,4 @@
+-- +goose Up
 -- idempotency_claim replaces idempotency_claim_tx (kept for binaries still
 -- running the old code during a rollout): it returns the outcome instead
 -- of raising, so a duplicate leaves no ERROR line in the server log (a
@@ -17,6 +18,7 @@
 --
 -- Returns 'claimed', 'duplicate' (done, same payload), 'mismatch' (another
 -- payload hash) or 'in_progress' (held by a lease-mode claim).
+-- +goose StatementBegin
 CREATE OR REPLACE FUNCTION idempotency_claim(p_consumer text, p_key text, p_hash bytea)
 RETURNS text
 LANGUAGE plpgsql AS $$
@@ -46,3 +48,7 @@ BEGIN
     END LOOP;
 END
 $$;
+-- +goose StatementEnd
+
+-- +goose Down
+DROP FUNCTION IF EXISTS idempotency_claim(text, text, bytea);

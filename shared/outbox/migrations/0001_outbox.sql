@@ -1,3 +1,4 @@
+-- +goose Up
 -- outbox: events written in the same transaction as the business writes,
 -- published after commit by the writer (fast path) or by a relay.
 CREATE TABLE IF NOT EXISTS outbox (
@@ -25,3 +26,6 @@ CREATE INDEX IF NOT EXISTS outbox_pending_key_idx
 -- Published rows by age: PurgePublished.
 CREATE INDEX IF NOT EXISTS outbox_published_idx
     ON outbox (published_at) WHERE published_at IS NOT NULL;
+
+-- +goose Down
+DROP TABLE IF EXISTS outbox;

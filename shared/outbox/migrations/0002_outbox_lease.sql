@@ -1,7 +1,10 @@
--- Leases: a relay claims a batch of rows in one short statement that marks
--- them as leased (claimed_by, lease_until) and commits at once; no
--- transaction stays open while it publishes. A lease that is not renewed
--- (the relay died) expires and the rows can be claimed again.
+-- +goose Up
+-- Leases: a relay claims a batch of rows in one short statement that
+-- leases the head (oldest pending row) of each key it takes (claimed_by,
+-- lease_until) and commits at once; no transaction stays open while it
+-- publishes. While its head is pending and leased, no other row of the key
+-- can be claimed. A lease that is not renewed (the relay died) expires and
+-- the key can be claimed again.
 --
 -- Parking: an operator can park a row (eventctl outbox park). A parked row
 -- is never claimed and, being still pending, keeps blocking the later rows
@@ -18,3 +21,7 @@ ALTER TABLE outbox ADD COLUMN IF NOT EXISTS parked_at   timestamptz;
 -- first parked row.
 CREATE INDEX IF NOT EXISTS outbox_parked_idx
     ON outbox (topic, ordering_key, id) WHERE parked_at IS NOT NULL AND published_at IS NULL;
+
+-- +goose Down
+DROP INDEX IF EXISTS outbox_parked_idx;
+ALTER TABLE outbox DROP COLUMN IF EXISTS parked_at, DROP COLUMN IF EXISTS lease_until, DROP COLUMN IF EXISTS claimed_by;

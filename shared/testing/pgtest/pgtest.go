@@ -234,6 +234,22 @@ func start() (*Cluster, error) {
 	return c, nil
 }
 
+// Restart restarts the throwaway cluster (pg_ctl restart -m fast): every
+// connection is closed, as when a managed database fails over or is
+// upgraded, and the server accepts connections again when it returns. It
+// fails for DATABASE_URL's server (not ours to restart).
+func (c *Cluster) Restart() error {
+	if c.dir == "" {
+		return errors.New("pgtest: restart: the server is DATABASE_URL's, not a throwaway cluster")
+	}
+	data := filepath.Join(c.dir, "data")
+	out, err := c.run(c.pgCtl, "-D", data, "-l", filepath.Join(c.dir, "postgres.log"), "-m", "fast", "-w", "-t", "60", "restart")
+	if err != nil {
+		return fmt.Errorf("pg_ctl restart: %w\n%s", err, out)
+	}
+	return nil
+}
+
 func (c *Cluster) stop() error {
 	data := filepath.Join(c.dir, "data")
 	out, err := c.run(c.pgCtl, "-D", data, "-m", "fast", "-w", "stop")

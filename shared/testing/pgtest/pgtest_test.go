@@ -55,3 +55,40 @@ func TestLogPathHoldsTheServerLog(t *testing.T) {
 		t.Fatalf("server log %s lacks %q", c.LogPath(), marker)
 	}
 }
+
+func TestRestartClosesConnectionsAndComesBack(t *testing.T) {
+	c, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LogPath() == "" {
+		if err := c.Restart(); err == nil {
+			t.Fatal("Restart of DATABASE_URL's server succeeded, want an error")
+		}
+		t.Skip("DATABASE_URL is set: the server is not ours to restart")
+	}
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	var before int
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT 1"); err == nil {
+		t.Error("a connection from before the restart still works")
+	}
+	var after int
+	if err := pool.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&after); err != nil {
+		t.Fatalf("after restart: %v", err)
+	}
+	if after == before {
+		t.Errorf("same backend pid %d after restart", after)
+	}
+}

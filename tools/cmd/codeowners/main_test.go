@@ -62,6 +62,7 @@ resources:
   concurrency: 10
   max_instances: 2
   timeout: 30s
+  handler_timeout: 20s
 `
 
 func writeRepo(t *testing.T, fns map[string][2]string) string {

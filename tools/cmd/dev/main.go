@@ -51,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Grace:        *grace,
 		Log:          stderr,
 		SkipMissing:  !*strict,
+		// The relay's schedule, every few seconds instead of its cron's minute.
+		ScheduleEvery: 5 * time.Second,
 	}
 	if *only != "" {
 		opts.Functions = strings.Split(*only, ",")

@@ -25,7 +25,9 @@
 //     (the deadletter.AttrPubSub* constants), and the original is acknowledged.
 //
 // Optionally every message is delivered twice (Config.Duplicate), as when an
-// acknowledgement is lost, to show that handlers are idempotent.
+// acknowledgement is lost, to show that handlers are idempotent, and a
+// fault hook (Config.Fault, used by the chaos run) may fail, poison or
+// duplicate (also concurrently) any delivery attempt.
 package dispatch
 
 import (
@@ -84,6 +86,11 @@ type Config struct {
 	// Observer, when set, is called synchronously after every push and
 	// every dead-lettering, from many goroutines at once.
 	Observer func(Event)
+	// Fault, when set, is asked before every delivery attempt what to do
+	// with it (fault injection for the chaos run, tools/localstack/chaos):
+	// fail it as a 503, poison its body, or push it twice. Called from many
+	// goroutines at once.
+	Fault func(Push) Fault
 }
 
 // Outcome is what the dispatcher did after a push.
@@ -340,14 +347,40 @@ func (d *Dispatcher) deliver(ctx context.Context, s *subState, rm *pubsubpb.Rece
 	msg := messaging.Message{Data: pm.Data, Attributes: pm.Attributes, OrderingKey: pm.OrderingKey}
 	publishTime := pm.PublishTime.AsTime()
 	dup := d.duplicate.Load()
+	duplicated := dup
 	ev := Event{Subscription: s.ID, Consumer: s.Consumer, MessageID: pm.MessageId, OrderingKey: pm.OrderingKey}
 	for attempt := 1; ; attempt++ {
-		status, err := d.push(ctx, s, msg, events.Delivery{
+		del := events.Delivery{
 			Subscription: s.name,
 			MessageID:    pm.MessageId,
 			PublishTime:  publishTime,
 			Attempt:      attempt,
-		})
+		}
+		var fault Fault
+		if d.cfg.Fault != nil {
+			fault = d.cfg.Fault(Push{Subscription: s.ID, Topic: s.Topic, Consumer: s.Consumer, MessageID: pm.MessageId,
+				OrderingKey: pm.OrderingKey, Attributes: pm.Attributes, Attempt: attempt})
+		}
+		m := msg
+		if fault.Poison {
+			m.Data = PoisonBody
+		}
+		var status int
+		var err error
+		switch {
+		case fault.Fail:
+			status, err = 503, ErrInjected
+		case fault.Duplicate && fault.Concurrent:
+			var st2 int
+			var err2 error
+			status, err, st2, err2 = pushConcurrently(func() (int, error) { return d.push(ctx, s, m, del) })
+			d.observe(ev, attempt, st2, err2, OutcomeDuplicate, 0)
+		default:
+			status, err = d.push(ctx, s, m, del)
+			if fault.Duplicate && !duplicated && err == nil && Success(status) {
+				dup, duplicated = true, true // once per message
+			}
+		}
 		if ctx.Err() != nil {
 			d.nack(s, rm.AckId)
 			d.observe(ev, attempt, status, err, OutcomeAbandoned, 0)

@@ -52,7 +52,7 @@ const (
 	MinOrders = 3
 	// DefaultPollInterval is the wait between two polls of Settle.
 	DefaultPollInterval = 100 * time.Millisecond
-	// DefaultRelayEvery is how often Settle asks the orders API to relay
+	// DefaultRelayEvery is how often Settle asks the outbox relay to relay
 	// outbox rows that stay pending (what Cloud Scheduler does in
 	// production every minute).
 	DefaultRelayEvery = time.Second
@@ -447,8 +447,8 @@ func (r *Runner) publishPoison(ctx context.Context, it *Item) error {
 // flight and nothing left to pull, no outbox row is pending and every sent
 // order is in a terminal status (shipped or payment_failed), on two
 // consecutive polls. While outbox rows are pending and the dispatcher is
-// quiet (no handler is about to publish them) it calls the orders API's
-// relay endpoint, at most every RelayEvery, as Cloud Scheduler would. When the
+// quiet (no handler is about to publish them) it calls the outbox relay
+// service, at most every RelayEvery, as Cloud Scheduler would. When the
 // dispatcher is quiet and nothing is pending for StuckPolls consecutive
 // polls but some order is not terminal, nothing can move it any more and
 // Settle returns nil (Check reports the order as lost). It returns ctx's
@@ -498,21 +498,14 @@ func (r *Runner) Settle(ctx context.Context, b *Batch) error {
 	}
 }
 
-// relay calls the orders API's outbox relay endpoint; failures are only
-// logged (the next poll tries again).
+// relay runs the stack's schedules (the outbox relay service's run);
+// failures are only logged (the next poll tries again).
 func (r *Runner) relay(ctx context.Context) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.Stack.URL(OrdersAPI)+"/internal/outbox/relay", nil)
-	if err != nil {
-		return
-	}
-	resp, err := r.cfg.HTTPClient.Do(req)
-	if err != nil {
+	if err := r.Stack.RunSchedules(ctx); err != nil {
 		fmt.Fprintf(r.cfg.Log, "outbox relay: %v\n", err)
 		return
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	fmt.Fprintf(r.cfg.Log, "outbox rows pending: asked the orders API to relay them (%s)\n", resp.Status)
+	fmt.Fprintf(r.cfg.Log, "outbox rows pending: ran the outbox relay\n")
 }
 
 func pendingOutbox(ctx context.Context, db *pgxpool.Pool) (int64, error) {

@@ -28,6 +28,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/pstest"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -35,6 +36,7 @@ import (
 	"example.com/platform/shared/manifest"
 	"example.com/platform/shared/testing/pgtest"
 	"example.com/platform/tools/localstack/dispatch"
+	"example.com/platform/tools/migrate"
 )
 
 // Defaults for zero Options fields.
@@ -120,6 +122,26 @@ type Options struct {
 	// Observer, when set, sees every push of the dispatcher
 	// (dispatch.Config.Observer): called synchronously from many goroutines.
 	Observer func(dispatch.Event)
+	// ScheduleEvery, when positive, calls every HTTP service's schedules
+	// (the outbox relay's) at this interval, as Cloud Scheduler does with
+	// the manifests' cron; zero leaves it to RunSchedules.
+	ScheduleEvery time.Duration
+	// Fault, when set, is the dispatcher's fault injection hook
+	// (dispatch.Config.Fault); the chaos run sets it.
+	Fault func(dispatch.Push) dispatch.Fault
+	// PubSubFault, when set, puts a gRPC proxy between each function and
+	// the Pub/Sub server (its PUBSUB_EMULATOR_HOST points at it) that
+	// calls PubSubFault before forwarding each call (process is the
+	// function's name, method the full gRPC method, e.g.
+	// "/google.pubsub.v1.Publisher/Publish"): it may sleep to slow the
+	// call and return a gRPC status error to fail it. (A pstest reactor
+	// cannot slow a call: it runs under the server's lock.) The stack's
+	// own client and dispatcher bypass it.
+	PubSubFault func(ctx context.Context, process, method string) error
+	// DatabaseSettings are set on the database for every new session
+	// (ALTER DATABASE ... SET name = 'value') before any function starts,
+	// e.g. idle_in_transaction_session_timeout.
+	DatabaseSettings map[string]string
 	// SkipMissing skips, with a warning, functions whose folder has no cmd/
 	// yet (their subscriptions are not dispatched) instead of failing.
 	SkipMissing bool
@@ -131,8 +153,13 @@ type Stack struct {
 	PubSubAddr string
 	// Project is the project id of every resource.
 	Project string
-	// DatabaseURL connects to the database the functions share.
+	// DatabaseURL connects to the database the functions share, as its
+	// owner (the role that ran the migrations).
 	DatabaseURL string
+	// DatabaseRoles is each database function's own login role
+	// (migrate.LocalRole), granted what its manifest's tables: declare;
+	// the function connects as it (FunctionDatabaseURL).
+	DatabaseRoles map[string]string
 	// BigQueryHost is the emulator's host:port, or "" when the analytics
 	// sinks write JSON lines (see SinkFiles).
 	BigQueryHost string
@@ -162,6 +189,9 @@ type Stack struct {
 	cancel   context.CancelFunc
 	runDone  chan struct{}
 	ownsPG   bool
+	pg       *pgtest.Cluster
+	proxies  map[string]*grpc.Server // Pub/Sub fault proxies by function
+	proxyAdr map[string]string
 	ownsWork bool
 	stopOnce sync.Once
 	stopErr  error
@@ -237,6 +267,13 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		}
 		s.Repo.Functions = append(s.Repo.Functions, m)
 	}
+	// Unknown names fail before anything starts (the database step below
+	// would otherwise be the first to fail).
+	for _, f := range opts.Functions {
+		if s.Repo.Function(f) == nil {
+			return nil, fmt.Errorf("%w: %s has no manifest", ErrUnknownProcess, f)
+		}
+	}
 	if s.Plan, err = dispatch.PlanRepo(s.Repo); err != nil {
 		return nil, fmt.Errorf("plan subscriptions: %w", err)
 	}
@@ -256,6 +293,9 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	if err := s.startDatabase(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.applyDatabaseSettings(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.startProcesses(ctx); err != nil {
@@ -292,7 +332,7 @@ func (s *Stack) startDatabase(ctx context.Context) error {
 	}
 	if dsn != "" {
 		s.DatabaseURL = dsn
-		return nil
+		return s.setupSchema(ctx)
 	}
 	s.logf("no DATABASE_URL: starting a throwaway PostgreSQL cluster")
 	s.ownsPG = true
@@ -300,6 +340,7 @@ func (s *Stack) startDatabase(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
+	s.pg = c
 	conn, err := pgx.Connect(ctx, c.AdminURL)
 	if err != nil {
 		return fmt.Errorf("postgres: connect: %w", err)
@@ -314,7 +355,47 @@ func (s *Stack) startDatabase(ctx context.Context) error {
 	}
 	u.Path = "/" + DefaultDatabase
 	s.DatabaseURL = u.String()
+	return s.setupSchema(ctx)
+}
+
+// setupSchema is the deploy's migrate step, locally (tools/migrate.Setup):
+// as the database's owner it creates one login role per database function,
+// applies every migration and grants each role its manifest's tables.
+// Functions then start as their own role, without DB_MIGRATE, so they
+// check the schema as in production.
+func (s *Stack) setupSchema(ctx context.Context) error {
+	pool, err := pgxpool.New(ctx, s.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	defer pool.Close()
+	var out strings.Builder
+	roles, err := migrate.Setup(ctx, pool, s.opts.Root, s.Repo.Functions, &out)
+	if err != nil {
+		return fmt.Errorf("migrate (as the owner; an external DATABASE_URL's user needs CREATEROLE): %w\n%s", err, out.String())
+	}
+	for _, role := range roles {
+		if _, err := migrate.RoleURL(s.DatabaseURL, role); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+	}
+	s.DatabaseRoles = roles
+	s.logf("migrated; database roles %v", roles)
 	return nil
+}
+
+// FunctionDatabaseURL is the database URL function name connects with: its
+// own role's, or the owner's when it has none.
+func (s *Stack) FunctionDatabaseURL(name string) string {
+	role, ok := s.DatabaseRoles[name]
+	if !ok {
+		return s.DatabaseURL
+	}
+	u, err := migrate.RoleURL(s.DatabaseURL, role)
+	if err != nil {
+		return s.DatabaseURL
+	}
+	return u
 }
 
 // spec is a process to build and run.
@@ -395,8 +476,8 @@ func (s *Stack) functionEnv(m *manifest.Manifest, port int, ports map[string]int
 		"K_SERVICE":            m.Name,
 		"ENV":                  "local",
 		"GOOGLE_CLOUD_PROJECT": s.Project,
-		"PUBSUB_EMULATOR_HOST": s.PubSubAddr,
-		"DATABASE_URL":         s.DatabaseURL,
+		"PUBSUB_EMULATOR_HOST": s.functionPubSubAddr(m.Name),
+		"DATABASE_URL":         s.FunctionDatabaseURL(m.Name),
 	}
 	if m.Kind == manifest.KindCloudEvent {
 		env["DEAD_LETTER_TOPIC"] = manifest.DeadLetterTopic(m.Name)
@@ -551,6 +632,7 @@ func (s *Stack) startDispatcher() error {
 		BackoffScale: s.opts.BackoffScale,
 		Duplicate:    s.opts.Duplicate,
 		Observer:     s.opts.Observer,
+		Fault:        s.opts.Fault,
 		Logger:       slog.New(slog.NewTextHandler(newPrefixWriter("dispatcher", 12, s.logMu, s.log), nil)),
 	}, subs)
 	if err != nil {
@@ -562,6 +644,9 @@ func (s *Stack) startDispatcher() error {
 	s.runDone = make(chan struct{})
 	go func() {
 		defer close(s.runDone)
+		if every := s.opts.ScheduleEvery; every > 0 {
+			go s.runSchedules(ctx, every)
+		}
 		_ = d.Run(ctx)
 	}()
 	return nil
@@ -670,6 +755,9 @@ func (s *Stack) Stop() error {
 		}
 		if s.conn != nil {
 			s.conn.Close()
+		}
+		for _, p := range s.proxies {
+			p.Stop()
 		}
 		if s.Server != nil {
 			s.Server.Close()

@@ -344,7 +344,19 @@ func (c *Command) outboxFlush(ctx context.Context, args []string) error {
 	pub := messaging.NewPubSub(client)
 	defer pub.Stop()
 	var published, failed, passes int
-	for *limit == 0 || published < *limit {
+	if *limit == 0 {
+		// What the relay service does each run (functions/relay).
+		relay, err := outbox.NewRelay(outbox.Config{Pool: pool, Publisher: pub, PublishTimeout: f.timeout})
+		if err != nil {
+			return err
+		}
+		st, err := relay.Drain(ctx)
+		passes, published, failed = 1, st.Published, st.Failed
+		if err != nil {
+			return fmt.Errorf("outbox flush after %d row(s): %w", published, missingTable(err, "outbox"))
+		}
+	}
+	for *limit > 0 && published < *limit {
 		batch := outbox.DefaultBatchSize
 		if *limit > 0 {
 			batch = min(batch, *limit-published)

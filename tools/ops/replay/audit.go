@@ -18,8 +18,8 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Component is the name the audit migrations are recorded under in
-// schema_migrations.
+// Component is the name the audit migrations are recorded under (goose
+// version table goose_eventctl).
 const Component = "eventctl"
 
 // Migrate creates or upgrades the audit tables dlq_replays and

@@ -1,3 +1,4 @@
+-- +goose Up
 -- customer_stats: per customer and currency, the number and total of the
 -- customer's orders.
 CREATE TABLE IF NOT EXISTS customer_stats (
@@ -7,3 +8,6 @@ CREATE TABLE IF NOT EXISTS customer_stats (
     total       bigint NOT NULL,
     PRIMARY KEY (customer_id, currency)
 );
+
+-- +goose Down
+DROP TABLE IF EXISTS customer_stats;

@@ -1,3 +1,4 @@
+-- +goose Up
 -- Orders, owned by the orders API; the payment and shipment functions move
 -- their status forward with orders.Advance.
 CREATE TABLE orders (
@@ -24,3 +25,7 @@ CREATE TABLE order_status_history (
     at         timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX order_status_history_order ON order_status_history (order_id, id);
+
+-- +goose Down
+DROP TABLE IF EXISTS order_status_history;
+DROP TABLE IF EXISTS orders;

@@ -1,3 +1,4 @@
+-- +goose Up
 -- dlq_replays is the audit log of `eventctl dlq replay`: one row per run
 -- (who, when, which filters, how it ended) ...
 CREATE TABLE IF NOT EXISTS dlq_replays (
@@ -37,3 +38,7 @@ CREATE TABLE IF NOT EXISTS dlq_replay_messages (
 );
 
 CREATE INDEX IF NOT EXISTS dlq_replay_messages_archive_idx ON dlq_replay_messages (archive_id);
+
+-- +goose Down
+DROP TABLE IF EXISTS dlq_replay_messages;
+DROP TABLE IF EXISTS dlq_replays;
