@@ -64,16 +64,12 @@ func BenchmarkRawInsert(b *testing.B) {
 
 // BenchmarkTransactional measures transactional mode: "first" processes
 // distinct events, each handler inserting one business row in the claim's
-// transaction (Transactional with a TxFunc); "first-batch" does the same
-// with TransactionalBatch; "duplicate" redelivers one already processed
-// event through Transactional.
+// transaction (Transactional with a TxFunc); "duplicate" redelivers one
+// already processed event through Transactional.
 func BenchmarkTransactional(b *testing.B) {
 	env := benchEnv(b)
 	for _, conc := range benchConcurrency {
 		b.Run(fmt.Sprintf("first/conc=%d", conc), func(b *testing.B) { runConcurrent(b, conc, env.TransactionalFirst()) })
-	}
-	for _, conc := range benchConcurrency {
-		b.Run(fmt.Sprintf("first-batch/conc=%d", conc), func(b *testing.B) { runConcurrent(b, conc, env.TransactionalBatch()) })
 	}
 	dup, err := env.Duplicate(context.Background())
 	if err != nil {
@@ -100,15 +96,11 @@ func BenchmarkRatios(b *testing.B) {
 		if raw == 0 || first == 0 || dup == 0 {
 			b.Skip("ratios need BenchmarkRawInsert and BenchmarkTransactional in the same run: use -bench .")
 		}
-		batch := benchRates[fmt.Sprintf("BenchmarkTransactional/first-batch/conc=%d", conc)]
 		b.ReportMetric(first/raw, fmt.Sprintf("tx/raw@conc=%d", conc))
 		b.ReportMetric(dup/first, fmt.Sprintf("dup/first@conc=%d", conc))
-		if batch > 0 {
-			b.ReportMetric(batch/raw, fmt.Sprintf("batch/raw@conc=%d", conc))
-		}
 		if b.N == 1 {
-			b.Logf("conc=%d: raw %.0f events/s; transactional first %.0f (%.2fx raw, target >= 0.7); batch first %.0f (%.2fx raw); duplicate %.0f (%.2fx first, target >= 3)",
-				conc, raw, first, first/raw, batch, batch/raw, dup, dup/first)
+			b.Logf("conc=%d: raw %.0f events/s; transactional first %.0f (%.2fx raw, target >= 0.7); duplicate %.0f (%.2fx first, target >= 3)",
+				conc, raw, first, first/raw, dup, dup/first)
 		}
 	}
 	b.ReportMetric(0, "ns/op")

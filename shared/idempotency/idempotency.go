@@ -38,8 +38,7 @@
 // A duplicate delivery in transactional mode costs two round trips
 // (BEGIN+claim, then ROLLBACK of the empty transaction: no commit, and no
 // ERROR in the server log); a first delivery costs two plus the handler's
-// own queries (BEGIN+claim, COMMIT), or two in all with TransactionalBatch
-// (BEGIN+claim, then writes and COMMIT in one pipeline).
+// own queries (BEGIN+claim, COMMIT).
 // A lease Claim costs one round trip in the common case.
 package idempotency
 
@@ -320,9 +319,6 @@ type TxStore interface {
 	// Transactional runs fn at most once per key with effect: see
 	// Store.Transactional.
 	Transactional(ctx context.Context, key Key, payloadHash []byte, fn TxFunc) (Outcome, error)
-	// TransactionalBatch is the one-round-trip form for writes known up
-	// front: see Store.TransactionalBatch.
-	TransactionalBatch(ctx context.Context, key Key, payloadHash []byte, batch *pgx.Batch) (Outcome, error)
 }
 
 var (

@@ -83,13 +83,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Store, error) {
 // claimed, nothing was written; Transactional rolls the empty transaction
 // back (no commit, no fsync) and returns the outcome. So a duplicate costs
 // two round trips and leaves no ERROR line in the server log.
-func (s *Store) Transactional(ctx context.Context, key Key, payloadHash []byte, fn TxFunc) (Outcome, error) {
-	return s.transactional(ctx, key, payloadHash, fn, false)
-}
-
-// transactional is Transactional; with fnCommits, fn ends the transaction
-// itself (in its last pipeline) when it returns nil.
-func (s *Store) transactional(ctx context.Context, key Key, payloadHash []byte, fn TxFunc, fnCommits bool) (outcome Outcome, err error) {
+func (s *Store) Transactional(ctx context.Context, key Key, payloadHash []byte, fn TxFunc) (outcome Outcome, err error) {
 	if err := key.Validate(); err != nil {
 		return 0, err
 	}
@@ -134,9 +128,7 @@ func (s *Store) transactional(ctx context.Context, key Key, payloadHash []byte, 
 		return 0, err
 	}
 	finished = true
-	if !fnCommits {
-		err = tx.Commit(ctx)
-	}
+	err = tx.Commit(ctx)
 	conn.Release()
 	if err != nil {
 		return 0, fmt.Errorf("idempotency: commit %s: %w", key, err)
@@ -166,37 +158,6 @@ func claimOutcome(key Key, claimed string) (Outcome, error) {
 		return 0, inProgress(key, time.Time{})
 	}
 	return 0, fmt.Errorf("idempotency: claim %s: unexpected outcome %q", key, claimed)
-}
-
-// TransactionalBatch is Transactional for a handler whose writes are known
-// before it runs (say, the payment row and its outbox rows): BEGIN and the
-// claim travel in one pipeline, then, when the event was claimed, the
-// batch's statements and COMMIT in a second one. A first delivery costs
-// two round trips (Transactional with one statement costs three), a
-// duplicate one, and a duplicate leaves no ERROR line in the server log.
-//
-// Semantics are those of Transactional: on a duplicate (or a mismatch, or
-// a leased key) no statement of batch runs; when a statement fails,
-// nothing of the transaction remains and the error is returned wrapped.
-// Result callbacks queued on batch (QueuedQuery.Exec, Query, QueryRow) run
-// only when the claim succeeded. batch must not contain transaction
-// control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT); its queued queries are
-// shared, not copied, so do not reuse batch concurrently.
-func (s *Store) TransactionalBatch(ctx context.Context, key Key, payloadHash []byte, batch *pgx.Batch) (Outcome, error) {
-	return s.transactional(ctx, key, payloadHash, func(ctx context.Context, tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		if batch != nil {
-			b.QueuedQueries = append(b.QueuedQueries, batch.QueuedQueries...)
-		}
-		b.Queue("COMMIT")
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("idempotency: batch %s: %w", key, err)
-		}
-		if st := tx.Conn().PgConn().TxStatus(); st != 'I' {
-			return fmt.Errorf("idempotency: batch %s: transaction still open after COMMIT (status %q)", key, st)
-		}
-		return nil
-	}, true)
 }
 
 // rollback ends tx even when ctx is already cancelled. If the connection

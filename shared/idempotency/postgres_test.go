@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"example.com/platform/shared/idempotency"
@@ -538,25 +537,6 @@ func TestRoundTrips(t *testing.T) {
 	if !strings.Contains(strings.Join(cnt.sql, ""), "UPDATE processed_events") {
 		t.Errorf("complete sent %q", cnt.sql)
 	}
-
-	kb := idempotency.KeyFor("rt", "//orders", "batch")
-	if _, err := s.TransactionalBatch(ctx, idempotency.KeyFor("rt", "//warm", "batch"), hash, effectBatch("e", "warm", nil)); err != nil {
-		t.Fatal(err) // prepares the batch's statements on the connection
-	}
-	check("first delivery, batch", 2, func() error { // BEGIN+claim, then the batch+COMMIT
-		out, err := s.TransactionalBatch(ctx, kb, hash, effectBatch("e", "rt", nil))
-		if out != idempotency.OutcomeProcessed {
-			return fmt.Errorf("outcome %s, %w", out, err)
-		}
-		return err
-	})
-	check("duplicate delivery, batch", 2, func() error { // as a duplicate above
-		out, err := s.TransactionalBatch(ctx, kb, hash, effectBatch("e", "rt", nil))
-		if out != idempotency.OutcomeDuplicate {
-			return fmt.Errorf("outcome %s, %w", out, err)
-		}
-		return err
-	})
 }
 
 // TestLeaseDeliveriesEffectOnce runs many deliveries of one event in lease
@@ -705,96 +685,5 @@ func TestMigrateAgainIsNoop(t *testing.T) {
 	}
 	if _, err := idempotency.New(pool, idempotency.Config{Retention: -time.Second}); !errors.Is(err, idempotency.ErrInvalidRetention) {
 		t.Fatalf("New with negative retention: %v", err)
-	}
-}
-
-func effectBatch(event, by string, ran *atomic.Int32) *pgx.Batch {
-	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO effects (event, by) VALUES ($1, $2)`, event, by).Exec(func(pgconn.CommandTag) error {
-		if ran != nil {
-			ran.Add(1)
-		}
-		return nil
-	})
-	return b
-}
-
-func TestTransactionalBatch(t *testing.T) {
-	ctx := t.Context()
-	pool, s := newStore(t)
-	k := idempotency.KeyFor("payment", "//orders", "e1")
-	hash := idempotency.HashPayload([]byte("data"))
-	var ran atomic.Int32
-	if out, err := s.TransactionalBatch(ctx, k, hash, effectBatch("e1", "first", &ran)); err != nil || out != idempotency.OutcomeProcessed {
-		t.Fatalf("first delivery = %s, %v", out, err)
-	}
-	if out, err := s.TransactionalBatch(ctx, k, hash, effectBatch("e1", "dup", &ran)); err != nil || out != idempotency.OutcomeDuplicate {
-		t.Fatalf("redelivery = %s, %v", out, err)
-	}
-	// Both modes share the record.
-	if out, err := s.Transactional(ctx, k, hash, effect("e1", "fn")); err != nil || out != idempotency.OutcomeDuplicate {
-		t.Fatalf("redelivery through Transactional = %s, %v", out, err)
-	}
-	_, err := s.TransactionalBatch(ctx, k, idempotency.HashPayload([]byte("other")), effectBatch("e1", "tampered", &ran))
-	if !errors.Is(err, idempotency.ErrPayloadMismatch) || !retry.IsPermanent(err) {
-		t.Fatalf("tampered redelivery: %v", err)
-	}
-	if n := ran.Load(); n != 1 {
-		t.Fatalf("result callbacks ran %d times, want 1", n)
-	}
-	if n := effects(t, pool, "e1"); n != 1 {
-		t.Fatalf("effects = %d", n)
-	}
-
-	// A failing statement rolls back the claim and the writes before it.
-	k2 := idempotency.KeyFor("payment", "//orders", "e2")
-	bad := effectBatch("e2", "before failure", nil)
-	bad.Queue(`INSERT INTO effects (id, event) VALUES (-1, 'x'), (-1, 'y')`) // duplicate primary key
-	if _, err := s.TransactionalBatch(ctx, k2, nil, bad); err == nil {
-		t.Fatal("failing batch succeeded")
-	}
-	if _, err := s.Inspect(ctx, k2); !errors.Is(err, idempotency.ErrNotFound) {
-		t.Fatalf("claim left after a failed batch: %v", err)
-	}
-	if n := effects(t, pool, "e2"); n != 0 {
-		t.Fatalf("effects after a failed batch = %d", n)
-	}
-	if out, err := s.TransactionalBatch(ctx, k2, nil, nil); err != nil || out != idempotency.OutcomeProcessed {
-		t.Fatalf("empty batch = %s, %v", out, err)
-	}
-}
-
-func TestTransactionalBatchConcurrentDeliveries(t *testing.T) {
-	ctx := t.Context()
-	pool, s := newStore(t)
-	k := idempotency.KeyFor("payment", "//orders", "e1")
-	const n = 64
-	var (
-		wg             sync.WaitGroup
-		start          = make(chan struct{})
-		processed, ran atomic.Int32
-		errs           = make(chan error, n)
-	)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			out, err := s.TransactionalBatch(ctx, k, nil, effectBatch("e1", fmt.Sprint(i), &ran))
-			if err != nil {
-				errs <- err
-			} else if out == idempotency.OutcomeProcessed {
-				processed.Add(1)
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Errorf("delivery failed: %v", err)
-	}
-	if processed.Load() != 1 || ran.Load() != 1 || effects(t, pool, "e1") != 1 {
-		t.Fatalf("processed %d, callbacks %d, effects %d; want 1 each", processed.Load(), ran.Load(), effects(t, pool, "e1"))
 	}
 }

@@ -162,21 +162,6 @@ func (e *Env) TransactionalFirst() Op {
 	}
 }
 
-// TransactionalBatch is the same first delivery through
-// Store.TransactionalBatch.
-func (e *Env) TransactionalBatch() Op {
-	return func(ctx context.Context) error {
-		id := e.nextID()
-		batch := &pgx.Batch{}
-		batch.Queue(`INSERT INTO effects (event, by) VALUES ($1, $2)`, id, "bench")
-		out, err := e.Store.TransactionalBatch(ctx, idempotency.KeyFor("bench", "//bench", id), idempotency.HashPayload(Payload), batch)
-		if err == nil && out != idempotency.OutcomeProcessed {
-			err = fmt.Errorf("event %s: outcome %s, want processed", id, out)
-		}
-		return err
-	}
-}
-
 var dupKey = idempotency.KeyFor("bench", "//bench", "duplicate")
 
 // Duplicate redelivers one already processed event through
