@@ -432,7 +432,21 @@ func TestShutdownNacksHeldMessages(t *testing.T) {
 
 	ok := newEndpoint(t, always(http.StatusOK))
 	s.URL = ok.srv.URL
-	d2 := e.start(t, dispatch.Config{}, s)
+	acked := make(chan struct{}, 1)
+	d2 := e.start(t, dispatch.Config{Observer: func(ev dispatch.Event) {
+		if ev.MessageID == id && ev.Outcome == dispatch.OutcomeAcked {
+			acked <- struct{}{}
+		}
+	}}, s)
+	// The nacked message is redelivered to the new dispatcher. Wait for
+	// that delivery itself: a quiet dispatcher only says nothing was
+	// pulled yet, and the nack may reach the server's redelivery a poll
+	// later.
+	select {
+	case <-acked:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the message held at shutdown was never redelivered")
+	}
 	waitQuiet(t, d2)
 	if got := ok.of(id); len(got) != 1 {
 		t.Fatalf("after restart: pushes = %+v", got)
