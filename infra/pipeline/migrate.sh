@@ -4,9 +4,12 @@
 # job, waiting for it. The job runs as the migrator, the schema's owner.
 #
 # Usage: migrate.sh before|after
-#   before: run if the job exists; on a first deploy it does not yet, and a
-#           marker (.migrate-after) makes the "after" call run it instead.
-#   after:  run only if "before" could not.
+#   before: run if the job exists (the schema is ready before new code
+#           runs); on a first deploy it does not yet.
+#   after:  run again once the apply has set the job's function users
+#           (MIGRATE_FUNCTION_USERS), so a function added in this release
+#           gets its grants now, not one deploy later. Migrations and grants
+#           are idempotent: the second run changes only the grants.
 # Environment: PROJECT_ID, REGION, JOB, IMAGE (the ci build's
 # <region>-docker.pkg.dev/<project>/pipeline/migrate:<commit>).
 set -euo pipefail
@@ -25,9 +28,10 @@ case "${phase}" in
     fi
     ;;
   after)
-    if [ ! -f "${marker}" ]; then
-      echo "migrate: already ran before the apply"
-      exit 0
+    if [ -f "${marker}" ]; then
+      echo "migrate: first run, now that the apply created the job"
+    else
+      echo "migrate: again after the apply, for the function users it set"
     fi
     ;;
   *)
