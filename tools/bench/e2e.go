@@ -172,7 +172,7 @@ func (r *runner) maxRate(ctx context.Context) error {
 			return false, err
 		}
 		ok := sustained(p)
-		r.logf("max rate: %s: sustained %t (outbox rows relayed so far: %d)", p, ok, r.relayed.Load())
+		r.logf("max rate: %s: sustained %t", p, ok)
 		r.res.MaxPhases = append(r.res.MaxPhases, p)
 		if err := r.quiet(ctx); err != nil {
 			return false, err

@@ -17,9 +17,6 @@ type Results struct {
 	Elapsed               time.Duration
 	LoadBefore, LoadAfter string
 	Err                   error
-	// Relayed counts outbox rows the suite's relay published: events whose
-	// publish after commit gave up (0 on a machine that keeps up).
-	Relayed int64
 
 	// Idempotency rates per concurrency, one entry per repetition.
 	Idem map[int][]IdemRep
@@ -184,7 +181,6 @@ func (r *Results) Write(w io.Writer) {
 			r.CPUFns, r.CPUOthers, r.E2E.Duration.Seconds()+r.E2E.Drain.Seconds())
 	}
 	cpuTable(fmt.Sprintf("CPU with no traffic (%.1f s idle):", r.IdleSeconds), r.IdleFns, r.IdleOthers, r.IdleSeconds)
-	fmt.Fprintf(w, "\nOutbox rows published by the suite's relay (what the scheduled relay does in production: rows publish after commit left behind, or that the relay claimed first): %d\n", r.Relayed)
 	if r.Err != nil {
 		fmt.Fprintf(w, "\nFAILED: %v\n", r.Err)
 	}
