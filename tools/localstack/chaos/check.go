@@ -167,11 +167,11 @@ func (c *run) observe(ctx context.Context) (*Report, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	ships, err := countBy(ctx, c, `SELECT order_id::text, count(*) FROM shipments WHERE order_id = ANY($1::uuid[]) GROUP BY order_id`, ids)
+	ships, err := scenario.CountBy(ctx, c.r.DB(), `SELECT order_id::text, count(*) FROM shipments WHERE order_id = ANY($1::uuid[]) GROUP BY order_id`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("count shipments: %w", err)
 	}
-	pays, err := countBy(ctx, c, `SELECT order_id::text, count(*) FROM payments WHERE order_id = ANY($1::uuid[]) GROUP BY order_id`, ids)
+	pays, err := scenario.CountBy(ctx, c.r.DB(), `SELECT order_id::text, count(*) FROM payments WHERE order_id = ANY($1::uuid[]) GROUP BY order_id`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("count payments: %w", err)
 	}
@@ -249,7 +249,7 @@ func (c *run) observe(ctx context.Context) (*Report, error) {
 			rep.DoubleEffects += n
 			violate("double_effects", "order %s shipped %d times", id, ships[id])
 		}
-		if n := repeats(h); n > 0 {
+		if n := scenario.Repeats(h); n > 0 {
 			rep.DoubleEffects += n
 			violate("double_effects", "order %s history repeats a status: %v", id, h)
 		}
@@ -309,24 +309,6 @@ func (c *run) observe(ctx context.Context) (*Report, error) {
 	return rep, nil
 }
 
-func countBy(ctx context.Context, c *run, query string, ids []string) (map[string]int, error) {
-	rows, err := c.r.DB().Query(ctx, query, ids)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var id string
-		var n int
-		if err := rows.Scan(&id, &n); err != nil {
-			return nil, err
-		}
-		out[id] = n
-	}
-	return out, rows.Err()
-}
-
 // badHistory describes a history that does not start pending, makes a
 // move the status machine forbids or ships before paying; "" when fine.
 func badHistory(h []orders.Status) string {
@@ -346,18 +328,6 @@ func badHistory(h []orders.Status) string {
 		}
 	}
 	return ""
-}
-
-func repeats(h []orders.Status) int {
-	seen := map[orders.Status]bool{}
-	n := 0
-	for _, s := range h {
-		if seen[s] {
-			n++
-		}
-		seen[s] = true
-	}
-	return n
 }
 
 func count(xs []string, x string) int {

@@ -201,7 +201,7 @@ func Check(b *Batch, o *Observed) *Report {
 		}
 		ships, pays, charges := o.Shipments[it.OrderID], o.Payments[it.OrderID], o.Charges[it.OrderID]
 		r.DuplicatedEffects += extra(ships) + extra(pays) + extra(len(charges))
-		r.DuplicatedEffects += repeats(st.History)
+		r.DuplicatedEffects += Repeats(st.History)
 
 		want := orders.Shipped
 		if it.Kind == KindDeclined {
@@ -329,8 +329,8 @@ func checkHistory(id string, h []orders.Status, fail func(string, ...any)) {
 	}
 }
 
-// repeats counts history entries that repeat an earlier status.
-func repeats(h []orders.Status) int {
+// Repeats counts history entries that repeat an earlier status.
+func Repeats(h []orders.Status) int {
 	seen := map[orders.Status]bool{}
 	n := 0
 	for _, s := range h {

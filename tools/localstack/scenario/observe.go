@@ -70,10 +70,10 @@ func (r *Runner) Observe(ctx context.Context, b *Batch) (*Observed, error) {
 	if o.Orders, err = loadOrders(ctx, r.db, ids); err != nil {
 		return nil, err
 	}
-	if o.Shipments, err = countBy(ctx, r.db, `SELECT order_id::text, count(*) FROM shipments WHERE order_id = ANY($1::uuid[]) GROUP BY order_id`, ids); err != nil {
+	if o.Shipments, err = CountBy(ctx, r.db, `SELECT order_id::text, count(*) FROM shipments WHERE order_id = ANY($1::uuid[]) GROUP BY order_id`, ids); err != nil {
 		return nil, fmt.Errorf("count shipments: %w", err)
 	}
-	if o.Payments, err = countBy(ctx, r.db, `SELECT order_id::text, count(*) FROM payments WHERE order_id = ANY($1::uuid[]) GROUP BY order_id`, ids); err != nil {
+	if o.Payments, err = CountBy(ctx, r.db, `SELECT order_id::text, count(*) FROM payments WHERE order_id = ANY($1::uuid[]) GROUP BY order_id`, ids); err != nil {
 		return nil, fmt.Errorf("count payments: %w", err)
 	}
 	if o.OutboxPending, err = pendingOutbox(ctx, r.db); err != nil {
@@ -113,7 +113,9 @@ func loadOrders(ctx context.Context, db *pgxpool.Pool, ids []string) (map[string
 	return out, nil
 }
 
-func countBy(ctx context.Context, db *pgxpool.Pool, query string, ids []string) (map[string]int, error) {
+// CountBy runs query, which takes the order ids as $1 and returns (id,
+// count) rows, and returns the counts by id (ids without a row are absent).
+func CountBy(ctx context.Context, db *pgxpool.Pool, query string, ids []string) (map[string]int, error) {
 	rows, err := db.Query(ctx, query, ids)
 	if err != nil {
 		return nil, err
