@@ -13,6 +13,7 @@ import (
 	"example.com/platform/shared/idempotency"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/outbox"
+	"example.com/platform/shared/parking"
 )
 
 // Deps are the connections a function shares between requests. Fields are
@@ -141,12 +142,13 @@ func (d *Deps) Handler(c handler.Consumer, cfg handler.Config) (*handler.Handler
 	return handler.New(cfg, c)
 }
 
-// kernelMigrations is the kernel's schema: idempotency records and the
-// outbox, in the order they are applied.
+// kernelMigrations is the kernel's schema: idempotency records, the
+// outbox and parked keys, in the order they are applied.
 func kernelMigrations() []Migration {
 	return []Migration{
 		{Name: idempotency.Component, FS: idempotency.Migrations()},
 		{Name: outbox.Component, FS: outbox.Migrations()},
+		{Name: parking.Component, FS: parking.Migrations()},
 	}
 }
 

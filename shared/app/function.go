@@ -17,6 +17,7 @@ import (
 	"example.com/platform/shared/events"
 	"example.com/platform/shared/handler"
 	"example.com/platform/shared/manifest"
+	"example.com/platform/shared/parking"
 	"example.com/platform/shared/postgres"
 )
 
@@ -187,6 +188,11 @@ func New(f Function) (*Registered, error) {
 		if f.Consumer.mode != manifest.IdempotencyNone && !m.Database {
 			return fail("idempotency %s keeps its records in PostgreSQL: set database: true in function.yaml", f.Consumer.mode)
 		}
+		for _, s := range m.Consumes {
+			if s.Ordering && !m.Database {
+				return fail("consumes %s with ordering: true: a dead letter parks its ordering key in PostgreSQL: set database: true in function.yaml", s.Topic)
+			}
+		}
 		if f.Handler.Timeout != 0 {
 			return fail("the handler's timeout is resources.handler_timeout in function.yaml, not Handler.Timeout")
 		}
@@ -282,12 +288,35 @@ func (r *Registered) Build(ctx context.Context, getenv func(string) string) (_ h
 		if err != nil {
 			return nil, err
 		}
-		if h, err = d.Handler(c, r.f.Handler); err != nil {
+		cfg := r.f.Handler
+		if cfg.Ordering == nil {
+			cfg.Ordering = r.ordering()
+		}
+		if len(cfg.Ordering) > 0 && cfg.Parking == nil {
+			cfg.Parking = parking.New(d.DB)
+		}
+		if h, err = d.Handler(c, cfg); err != nil {
 			return nil, err
 		}
 	}
 	d.Logger.Info(r.manifest.Name+" ready", "entry_point", r.manifest.EntryPoint)
 	return h, nil
+}
+
+// ordering is the handler's Ordering: the subscriptions the manifest
+// consumes with ordering: true.
+func (r *Registered) ordering() map[string]handler.OrderedSubscription {
+	var o map[string]handler.OrderedSubscription
+	for _, s := range r.manifest.Consumes {
+		if !s.Ordering {
+			continue
+		}
+		if o == nil {
+			o = map[string]handler.OrderedSubscription{}
+		}
+		o[manifest.SubscriptionID(r.manifest.Name, s.Topic)] = handler.OrderedSubscription{Topic: s.Topic, MaxDeliveryAttempts: s.MaxDeliveryAttempts}
+	}
+	return o
 }
 
 // Migrate applies the kernel's migrations (idempotency, outbox) and the

@@ -22,6 +22,7 @@ import (
 	"example.com/platform/shared/idempotency"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/outbox"
+	"example.com/platform/shared/parking"
 	"example.com/platform/shared/postgres"
 	"example.com/platform/shared/testing/pgtest"
 	"example.com/platform/shared/testing/pubsubtest"
@@ -216,6 +217,9 @@ func TestBuildChecksTheSchemaWithoutDBMigrate(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := outbox.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.Migrate(ctx, pool, parking.Component, parking.Migrations()); err != nil {
 		t.Fatal(err)
 	}
 	_, err = r.Build(ctx, getenv)

@@ -161,32 +161,51 @@ func DecodeRequest(r *http.Request, maxBody int64) (*Incoming, error) {
 			return in, retry.Transientf("decode event: read body: %w", err)
 		}
 	}
+	return in, in.decode()
+}
 
+// DecodeMessage decodes a stored Pub/Sub message m, delivered with d, the
+// way DecodeRequest decodes a push carrying it: for messages a consumer
+// kept to apply later (shared/parking). Errors are as DecodeRequest's; the
+// returned Incoming is never nil.
+func DecodeMessage(m messaging.Message, d Delivery, maxBody int64) (*Incoming, error) {
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBody
+	}
+	in := &Incoming{Delivery: d, Message: m}
+	if int64(len(m.Data)) > maxBody {
+		return in, retry.Permanentf("decode event: message data exceeds the %d-byte limit", maxBody)
+	}
+	return in, in.decode()
+}
+
+// decode decodes in.Message into in.Event and in.Payload.
+func (in *Incoming) decode() error {
 	outer, err := eventFromMessage(in.Message)
 	if err != nil {
-		return in, fmt.Errorf("decode event: %w", err)
+		return fmt.Errorf("decode event: %w", err)
 	}
 	ev := outer
 	if outer.Type() == MessagePublishedType {
 		msg, d, err := unwrapMessagePublished(outer)
 		if err != nil {
-			return in, fmt.Errorf("decode event: eventarc envelope %s: %w", outer.ID(), err)
+			return fmt.Errorf("decode event: eventarc envelope %s: %w", outer.ID(), err)
 		}
 		if d.Attempt == 0 {
 			d.Attempt = in.Delivery.Attempt
 		}
 		in.Message, in.Delivery = msg, d
 		if ev, err = eventFromMessage(msg); err != nil {
-			return in, fmt.Errorf("decode event: eventarc message %s: %w", d.MessageID, err)
+			return fmt.Errorf("decode event: eventarc message %s: %w", d.MessageID, err)
 		}
 	}
 	in.Event = ev
 	p, err := Decode(ev)
 	if err != nil {
-		return in, fmt.Errorf("decode event: %w", err)
+		return fmt.Errorf("decode event: %w", err)
 	}
 	in.Payload = p
-	return in, nil
+	return nil
 }
 
 // Decode returns the typed, validated payload of a domain event,

@@ -42,7 +42,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"slices"
 	"time"
 
 	"example.com/platform/shared/deadletter"
@@ -50,6 +49,7 @@ import (
 	"example.com/platform/shared/idempotency"
 	"example.com/platform/shared/manifest"
 	"example.com/platform/shared/observability"
+	"example.com/platform/shared/parking"
 	"example.com/platform/shared/retry"
 )
 
@@ -84,6 +84,7 @@ var (
 	ErrNoTxStore    = errors.New("handler: a transactional consumer needs Config.TxStore (the database)")
 	ErrNoLeaseStore = errors.New("handler: a lease consumer needs Config.LeaseStore (the database)")
 	ErrNoFunction   = errors.New("handler: the consumer has no function (make it with Transactional, Lease, Stateless or Raw)")
+	ErrNoParking    = errors.New("handler: Config.Ordering needs Config.Parking (parked keys live in PostgreSQL)")
 )
 
 // Config configures New.
@@ -130,6 +131,27 @@ type Config struct {
 	// committed (outbox.Relay.PublishAfterCommit). Nil leaves them to the
 	// relay.
 	Publish func(ctx context.Context, ids ...int64) error
+
+	// Ordering lists the subscriptions the consumer consumes with
+	// ordering (manifest `ordering: true`), by subscription id
+	// (manifest.SubscriptionID). For their deliveries a dead letter parks
+	// the ordering key (see Parking and shared/parking), and a transient
+	// failure on the subscription's last delivery attempt is dead-lettered
+	// by the handler, so Pub/Sub never skips ahead of it by itself.
+	Ordering map[string]OrderedSubscription
+	// Parking keeps the parked keys; required with Ordering.
+	Parking *parking.Store
+}
+
+// OrderedSubscription is a subscription consumed with ordering.
+type OrderedSubscription struct {
+	// Topic the subscription consumes: where a replay of its dead letters
+	// goes.
+	Topic string
+	// MaxDeliveryAttempts is the subscription's dead-letter policy: the
+	// handler dead-letters a delivery that fails on this attempt. Zero
+	// leaves the last attempt to Pub/Sub.
+	MaxDeliveryAttempts int
 }
 
 // Validate checks cfg.
@@ -145,6 +167,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Retry.Validate(); err != nil {
 		return fmt.Errorf("handler: retry policy: %w", err)
+	}
+	if len(c.Ordering) > 0 && c.Parking == nil {
+		return ErrNoParking
 	}
 	return nil
 }
@@ -210,16 +235,19 @@ func New(cfg Config, consumer Consumer) (*Handler, error) {
 		Observe(c.Consumer, c.Logger),
 		Timeout(c.Timeout),
 	}
-	if consumer.raw == nil {
-		outer = append(outer, DeadLetter(c.Consumer, c.DeadLetter, c.Logger, c.AfterBudget))
+	if consumer.raw != nil {
+		return &Handler{cfg: cfg, raw: true, handle: Chain(consumer.bind(c), append(outer, Retry(c.Retry))...)}, nil
 	}
-	full := append(slices.Clone(outer), Retry(c.Retry))
-	return &Handler{
-		cfg:    cfg,
-		raw:    consumer.raw != nil,
-		handle: Chain(consumer.bind(c), full...),
-		reject: Chain(decodeError, outer...),
-	}, nil
+	deadLetter := DeadLetter(c.Consumer, c.DeadLetter, c.Logger, c.AfterBudget)
+	p := &parker{
+		cfg:    c,
+		apply:  Chain(consumer.bind(c), deadLetter, lastAttempt(c.Ordering), Retry(c.Retry)),
+		reject: Chain(decodeError, deadLetter),
+	}
+	// Decoded and undecodable pushes take the same way: the parker sends
+	// each to apply or reject, after parking it if its key is parked.
+	h := Chain(p.serve, outer...)
+	return &Handler{cfg: cfg, handle: h, reject: h}, nil
 }
 
 // ServeHTTP implements the push contract.
@@ -365,6 +393,9 @@ func DeadLetter(consumer string, pub *deadletter.Publisher, logger *slog.Logger,
 			}
 			logger.WarnContext(ctx, "event dead-lettered", "error", err.Error(), "dead_letter_topic", pub.Topic, "dead_letter_message_id", id)
 			setOutcome(ctx, "dead-lettered")
+			if o, ok := ctx.Value(outcomeKey{}).(*outcome); ok {
+				o.deadLetter = &deadLettered{id: id, reason: err.Error()}
+			}
 			return nil
 		}
 	}
@@ -393,8 +424,16 @@ func Retry(p retry.Policy) Middleware {
 	}
 }
 
-// outcome records what happened to a delivery for the log line.
-type outcome struct{ v string }
+// outcome records what happened to a delivery for the log line, and the
+// dead letter it became, if it did.
+type outcome struct {
+	v          string
+	deadLetter *deadLettered
+}
+
+// deadLettered is a dead letter a delivery became: its message id on the
+// dead-letter topic and the reason.
+type deadLettered struct{ id, reason string }
 
 type outcomeKey struct{}
 

@@ -130,8 +130,9 @@ type Tables struct {
 
 // KernelTables are granted (SELECT, INSERT, UPDATE, DELETE, and their
 // sequences) to every function with database: true: the idempotency
-// records and the outbox. A manifest does not list them.
-var KernelTables = []string{"processed_events", "outbox"}
+// records, the outbox and the parked keys (shared/parking). A manifest
+// does not list them.
+var KernelTables = []string{"processed_events", "outbox", "parked_keys", "parked_events", "parked_releases"}
 
 // tableRE is a table name a manifest may grant: a plain, unquoted
 // PostgreSQL identifier.
