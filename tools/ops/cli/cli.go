@@ -1,5 +1,6 @@
 // Package cli is the operator command eventctl: dead-letter listing and
-// replay, idempotency record inspection and purge, outbox status, flush and stuck rows.
+// replay, parked ordering keys (list, show, replay, discard), idempotency
+// record inspection and purge, outbox status, flush and stuck rows.
 // The same code runs against the local stack and Google Cloud; only the
 // configuration differs (see Usage and tools/cmd/eventctl/README.md).
 //
@@ -84,7 +85,7 @@ func usagef(usage func(), format string, args ...any) error {
 // failed messages); its message has been printed already.
 var errIncomplete = errors.New("incomplete")
 
-const topUsage = `eventctl: operate the event platform (dead letters, idempotency, outbox).
+const topUsage = `eventctl: operate the event platform (dead letters, parked keys, idempotency, outbox).
 
 Usage:
   eventctl dlq list    [filters] [--json]        what is dead-lettered, why, how often
@@ -99,6 +100,13 @@ Usage:
                                                  rows that block their key (failing, parked)
   eventctl outbox retry  ID                      make a row due now (and unpark it)
   eventctl outbox park   ID                      stop retrying a row; its key stays blocked
+  eventctl parked list   [--subscription S] [--consumer C] [--json]
+                                                 ordering keys parked behind a dead letter
+  eventctl parked show   SUBSCRIPTION KEY [--json]
+                                                 a parked key's head and parked events
+  eventctl parked replay SUBSCRIPTION KEY        replay the head; the parked events follow in order
+  eventctl parked discard SUBSCRIPTION KEY --reason TEXT
+                                                 give up the head; apply the parked events
 
 Filters: --subscription S  --type T  --since RFC3339|duration  --until RFC3339|duration  --limit N
 
@@ -165,6 +173,7 @@ func (c *Command) dispatch(ctx context.Context, args []string) error {
 		"dlq":         {"list": c.dlqList, "show": c.dlqShow, "replay": c.dlqReplay},
 		"idempotency": {"inspect": c.idemInspect, "purge": c.idemPurge},
 		"outbox":      {"status": c.outboxStatus, "flush": c.outboxFlush, "stuck": c.outboxStuck, "retry": c.outboxRetry, "park": c.outboxPark},
+		"parked":      {"list": c.parkedList, "show": c.parkedShow, "replay": c.parkedReplay, "discard": c.parkedDiscard},
 	}
 	subs, ok := table[cmd]
 	if !ok {

@@ -775,7 +775,7 @@ func TestREADMECoversEveryCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, cmd := range []string{"dlq list", "dlq show", "dlq replay", "idempotency inspect", "idempotency purge", "outbox status", "outbox flush", "outbox stuck", "outbox retry", "outbox park"} {
+	for _, cmd := range []string{"dlq list", "dlq show", "dlq replay", "idempotency inspect", "idempotency purge", "outbox status", "outbox flush", "outbox stuck", "outbox retry", "outbox park", "parked list", "parked show", "parked replay", "parked discard"} {
 		if !strings.Contains(string(b), "### `"+cmd) || !strings.Contains(string(b), "eventctl "+cmd) {
 			t.Errorf("README lacks a section and an example of %q", cmd)
 		}
