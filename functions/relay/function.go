@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"example.com/platform/shared/app"
+	"example.com/platform/shared/parking"
 )
 
 //go:embed function.yaml
@@ -28,7 +29,7 @@ var function = app.Register(app.Function{
 	},
 	Serve: func(_ context.Context, d *app.Deps) (http.Handler, error) {
 		duration := func(name string) time.Duration { v, _ := time.ParseDuration(d.Env.Var(name)); return v } // checked by app
-		return &Service{Relay: d.Relay, Idempotency: d.Idempotency, Logger: d.Logger, Budget: duration(EnvBudget),
+		return &Service{Relay: d.Relay, Idempotency: d.Idempotency, Parking: parking.New(d.DB), Logger: d.Logger, Budget: duration(EnvBudget),
 			OutboxRetention: duration(EnvOutboxRetention), IdempotencyRetention: duration(EnvIdempotencyRetention)}, nil
 	},
 })

@@ -9,7 +9,11 @@
 //     idempotency records older than IDEMPOTENCY_RETENTION, in batches;
 //  3. reports rows stuck longer than the relay's threshold (a structured
 //     WARNING per row, the outbox_stuck_rows log metric, eventctl outbox
-//     stuck).
+//     stuck);
+//  4. reports the parked ordering keys of every subscription (a structured
+//     WARNING per subscription with parked keys, ParkedMessage: the
+//     parked_keys and parked_key_age_seconds log metrics, alerting the
+//     consumer's team; eventctl parked list).
 //
 // It answers 200 with what it did, or 503 when the database failed, so
 // Cloud Scheduler records the failure. Runs may overlap or run on several
@@ -27,6 +31,7 @@ import (
 
 	"example.com/platform/shared/idempotency"
 	"example.com/platform/shared/outbox"
+	"example.com/platform/shared/parking"
 )
 
 // EntryPoint is the function's entry point (function.yaml entry_point).
@@ -39,7 +44,9 @@ const RunPath = "/run"
 type Service struct {
 	Relay       *outbox.Relay
 	Idempotency *idempotency.Store
-	Logger      *slog.Logger
+	// Parking, when set, is reported on at each run.
+	Parking *parking.Store
+	Logger  *slog.Logger
 	// Budget bounds one run; keep it below the schedule's attempt
 	// deadline and the service's timeout.
 	Budget time.Duration
@@ -56,6 +63,8 @@ type Report struct {
 	PurgedOutbox      int64 `json:"purged_outbox"`
 	PurgedIdempotency int64 `json:"purged_idempotency"`
 	Stuck             int64 `json:"stuck"`
+	// ParkedKeys counts the ordering keys parked behind a dead letter.
+	ParkedKeys int `json:"parked_keys"`
 	// Complete is false when the budget ran out first: the next run goes on.
 	Complete bool `json:"complete"`
 }
@@ -83,9 +92,27 @@ func (s *Service) Run(ctx context.Context) (Report, error) {
 	for _, t := range topics {
 		rep.Stuck += t.Stuck
 	}
+	if s.Parking != nil {
+		parked, err := s.Parking.Stats(ctx)
+		if budgetOK(err) != nil {
+			return rep, err
+		}
+		for _, p := range parked {
+			rep.ParkedKeys += p.Keys
+			s.Logger.WarnContext(ctx, ParkedMessage, "subscription", p.Subscription, "consumer", p.Consumer,
+				"parked_keys", p.Keys, "parked_events", p.Events, "oldest_age_seconds", int64(p.OldestAge.Seconds()))
+		}
+	}
 	rep.Complete = ctx.Err() == nil
 	return rep, nil
 }
+
+// ParkedMessage is the message of the WARNING the relay logs at each run
+// for every subscription with parked ordering keys (fields subscription,
+// consumer, parked_keys, parked_events, oldest_age_seconds): the log
+// metrics parked_keys and parked_key_age_seconds (infra/modules/monitoring)
+// are built on it.
+const ParkedMessage = "ordering keys parked behind a dead letter"
 
 // budgetOK is nil for err nil or the run's own deadline: what is left waits
 // for the next run.
@@ -114,7 +141,8 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	} else {
 		s.Logger.InfoContext(r.Context(), "relay run", "published", rep.Published, "failed", rep.Failed,
-			"purged_outbox", rep.PurgedOutbox, "purged_idempotency", rep.PurgedIdempotency, "stuck", rep.Stuck, "complete", rep.Complete)
+			"purged_outbox", rep.PurgedOutbox, "purged_idempotency", rep.PurgedIdempotency, "stuck", rep.Stuck,
+			"parked_keys", rep.ParkedKeys, "complete", rep.Complete)
 	}
 	json.NewEncoder(w).Encode(rep)
 }

@@ -1,13 +1,16 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -15,6 +18,7 @@ import (
 	"example.com/platform/shared/idempotency"
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/outbox"
+	"example.com/platform/shared/parking"
 	"example.com/platform/shared/testing/fftest"
 	"example.com/platform/shared/testing/pgtest"
 	"example.com/platform/shared/testing/pubsubtest"
@@ -145,5 +149,52 @@ func TestServedAsRegistered(t *testing.T) {
 		if resp.StatusCode != tc.want {
 			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.want)
 		}
+	}
+}
+
+// TestRunReportsParkedKeys: each run logs one WARNING per subscription
+// with parked keys, with the fields the parked_keys and
+// parked_key_age_seconds log metrics extract.
+func TestRunReportsParkedKeys(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	store := parking.New(e.pool)
+	for _, k := range []string{"order-1", "order-2"} {
+		h := parking.Head{Key: parking.Key{Subscription: "payment--order.created", OrderingKey: k}, Consumer: "payment", Topic: "order.created",
+			Head: parking.Event{EventKey: "s/" + k, EventID: k, EventType: "t", MessageID: "m"}, DeadLetterID: "d", Reason: "bad"}
+		if err := store.Park(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.exec(t, `UPDATE parked_keys SET parked_at = now() - interval '90 seconds' WHERE ordering_key = 'order-1'`)
+	relay, err := outbox.NewRelay(outbox.Config{Pool: e.pool, Publisher: &messaging.Recorder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idem, err := idempotency.New(e.pool, idempotency.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	s := &Service{Relay: relay, Idempotency: idem, Parking: store, Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+		Budget: time.Minute, OutboxRetention: time.Hour, IdempotencyRetention: time.Hour}
+	rep, err := s.Run(ctx)
+	if err != nil || rep.ParkedKeys != 2 {
+		t.Fatalf("report %+v %v", rep, err)
+	}
+	var line struct {
+		Level, Msg, Subscription, Consumer string
+		Keys                               int   `json:"parked_keys"`
+		Age                                int64 `json:"oldest_age_seconds"`
+	}
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if strings.Contains(l, ParkedMessage) {
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if line.Level != "WARN" || line.Subscription != "payment--order.created" || line.Consumer != "payment" || line.Keys != 2 || line.Age < 90 {
+		t.Fatalf("parked-keys line %+v in %s", line, logs.String())
 	}
 }

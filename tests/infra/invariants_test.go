@@ -400,6 +400,33 @@ func checkManifestWiring(t reporter, rs []resource, repo *manifest.Repo) {
 			t.Errorf("function %s is not deployed", m.Name)
 		}
 	}
+	checkParkedKeyAlerts(t, rs, repo)
+}
+
+// checkParkedKeyAlerts: every function consuming a topic with ordering
+// (whose dead letters park their key) is watched by the parked-keys alert
+// of its own team.
+func checkParkedKeyAlerts(t reporter, rs []resource, repo *manifest.Repo) {
+	t.Helper()
+	watched := map[string]string{} // function -> team of the policy naming it
+	for _, p := range ofType(rs, "google_monitoring_alert_policy") {
+		if p.str("user_labels", "function") != "parked-keys" {
+			continue
+		}
+		filter, _ := get(p.Values, "conditions", 0, "condition_threshold", 0, "filter").(string)
+		for _, m := range repo.Functions {
+			if strings.Contains(filter, `"`+m.Name+`"`) && strings.Contains(filter, "parked_key_age_seconds") {
+				watched[m.Name] = p.str("user_labels", "team")
+			}
+		}
+	}
+	for _, m := range repo.Functions {
+		for _, c := range m.Consumes {
+			if c.Ordering && watched[m.Name] != m.Owner.Team {
+				t.Errorf("function %s parks ordering keys of %s but no parked-keys alert of team %s watches it (got %q)", m.Name, c.Topic, m.Owner.Team, watched[m.Name])
+			}
+		}
+	}
 }
 
 // checkDeployability asserts the API rules the provider does not check and

@@ -7,6 +7,12 @@ locals {
     var.database == null ? [] : [var.database.team],
   )) : team => lookup(var.notification_channels, team, var.default_notification_channels) }
 
+  # Functions with push subscriptions, by owning team: their parked
+  # ordering keys alert the team.
+  consumers_by_team = { for team in distinct([for f in var.functions : f.team if length(f.subscriptions) > 0]) :
+    team => sort([for name, f in var.functions : name if f.team == team && length(f.subscriptions) > 0])
+  }
+
   dead_letter_topics = { for name, t in var.topics : name => t if lookup(t.labels, "kind", "") == "dead-letter" }
 
   # Every push subscription plus retained dead-letter subscriptions, with
@@ -357,5 +363,114 @@ resource "google_monitoring_alert_policy" "needs_operator" {
   documentation {
     mime_type = "text/markdown"
     content   = "`${each.key}` fails deliveries on a missing table or column, a revoked grant, a credential or a missing database (`error_class` in its logs). They are retried, not dead-lettered: fix the schema (run the migration), the grant or the credential and the backlog drains (docs/failure-model.md)."
+  }
+}
+
+# Ordering keys parked behind a dead letter (shared/parking): the relay
+# logs a WARNING "ordering keys parked behind a dead letter"
+# (functions/relay.ParkedMessage) every run, one per subscription with
+# parked keys, with the number of keys and the age of the oldest.
+resource "google_logging_metric" "parked_keys" {
+  project         = var.project_id
+  name            = "parked_keys"
+  filter          = "severity=WARNING AND jsonPayload.message=\"ordering keys parked behind a dead letter\""
+  value_extractor = "EXTRACT(jsonPayload.parked_keys)"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "DISTRIBUTION"
+    unit         = "1"
+    display_name = "Parked ordering keys"
+    labels {
+      key        = "consumer"
+      value_type = "STRING"
+    }
+    labels {
+      key        = "subscription"
+      value_type = "STRING"
+    }
+  }
+  label_extractors = {
+    consumer     = "EXTRACT(jsonPayload.consumer)"
+    subscription = "EXTRACT(jsonPayload.subscription)"
+  }
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 16
+      growth_factor      = 2
+      scale              = 1
+    }
+  }
+}
+
+resource "google_logging_metric" "parked_key_age" {
+  project         = var.project_id
+  name            = "parked_key_age_seconds"
+  filter          = "severity=WARNING AND jsonPayload.message=\"ordering keys parked behind a dead letter\""
+  value_extractor = "EXTRACT(jsonPayload.oldest_age_seconds)"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "DISTRIBUTION"
+    unit         = "s"
+    display_name = "Age of the oldest parked ordering key"
+    labels {
+      key        = "consumer"
+      value_type = "STRING"
+    }
+    labels {
+      key        = "subscription"
+      value_type = "STRING"
+    }
+  }
+  label_extractors = {
+    consumer     = "EXTRACT(jsonPayload.consumer)"
+    subscription = "EXTRACT(jsonPayload.subscription)"
+  }
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 20
+      growth_factor      = 2
+      scale              = 60
+    }
+  }
+}
+
+# One policy per owning team: a key of one of its consumers has been
+# parked longer than thresholds.parked_key_age_seconds.
+resource "google_monitoring_alert_policy" "parked_keys" {
+  for_each = local.consumers_by_team
+
+  project               = var.project_id
+  display_name          = "[${var.env}] Ordering keys of ${each.key} parked behind a dead letter"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = local.channels[each.key]
+  user_labels           = { team = each.key, env = var.env, function = "parked-keys" }
+
+  conditions {
+    display_name = "Oldest parked key of ${join(", ", each.value)}"
+    condition_threshold {
+      filter          = "resource.type = \"cloud_run_revision\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.parked_key_age.name}\" AND metric.labels.consumer = one_of(${join(", ", [for f in each.value : "\"${f}\""])})"
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.thresholds.parked_key_age_seconds
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_PERCENTILE_99"
+        cross_series_reducer = "REDUCE_MAX"
+        group_by_fields      = ["metric.label.subscription"]
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "A function of team `${each.key}` dead-lettered an event of an ordering key and parked the key: its later events wait, unapplied, until the dead letter is replayed or discarded. List them with `eventctl parked list`, fix the cause, then `eventctl parked replay SUBSCRIPTION KEY` (or `eventctl parked discard ... --reason`); docs/failure-model.md#parked-keys."
   }
 }

@@ -65,13 +65,14 @@ variable "database" {
 }
 
 variable "thresholds" {
-  description = "Alert thresholds: oldest unacked message age (seconds), 5xx ratio (0-1), Cloud SQL CPU and disk utilisation (0-1), and how long a condition must hold (seconds)."
+  description = "Alert thresholds: oldest unacked message age (seconds), 5xx ratio (0-1), Cloud SQL CPU and disk utilisation (0-1), how long a condition must hold (seconds), and the age of a parked ordering key that alerts (seconds; 0 alerts on every parked key)."
   type = object({
     oldest_unacked_age_seconds = optional(number, 600)
     error_ratio                = optional(number, 0.05)
     sql_cpu_utilization        = optional(number, 0.9)
     sql_disk_utilization       = optional(number, 0.85)
     duration_seconds           = optional(number, 300)
+    parked_key_age_seconds     = optional(number, 0)
   })
   default  = {}
   nullable = false
@@ -82,9 +83,10 @@ variable "thresholds" {
       var.thresholds.error_ratio > 0 && var.thresholds.error_ratio < 1 &&
       var.thresholds.sql_cpu_utilization > 0 && var.thresholds.sql_cpu_utilization <= 1 &&
       var.thresholds.sql_disk_utilization > 0 && var.thresholds.sql_disk_utilization <= 1 &&
-      var.thresholds.duration_seconds >= 0
+      var.thresholds.duration_seconds >= 0 &&
+      var.thresholds.parked_key_age_seconds >= 0
     )
-    error_message = "Thresholds: oldest_unacked_age_seconds >= 60, error_ratio in (0,1), SQL utilisations in (0,1], duration_seconds >= 0."
+    error_message = "Thresholds: oldest_unacked_age_seconds >= 60, error_ratio in (0,1), SQL utilisations in (0,1], duration_seconds >= 0, parked_key_age_seconds >= 0."
   }
   validation {
     condition     = var.thresholds.duration_seconds % 60 == 0
