@@ -11,8 +11,13 @@
 //	Recover      a panic anywhere below becomes a transient error, stack logged
 //	Observe      trace and labels into ctx, one log line per delivery
 //	Timeout      the request's time budget (Config.Timeout)
+//	parking      on a subscription consumed with ordering (Config.Ordering):
+//	             an event of a parked key is stored, not applied; a dead
+//	             letter parks its key; a replay releases it (parking.go)
 //	DeadLetter   permanent error -> publish to the consumer's DLQ, then ack
 //	             (not for Raw consumers)
+//	lastAttempt  ordered subscription, last delivery attempt: a transient
+//	             error becomes permanent, so it is dead-lettered here
 //	Retry        transient error -> in-process retry with backoff and jitter
 //	idempotency  transactional or lease claim, from the consumer's mode
 //	function     the domain function; a panic in it becomes a transient
