@@ -26,6 +26,15 @@ const (
 	AttrParkedHead = "parked-head"
 )
 
+// DrainLease is the lease a delivery holds on a parked key while it
+// applies the key's parked events, renewed before each event. A delivery
+// that crashed mid-release blocks the key's release for at most this long
+// (the redelivery of its trigger then goes on). An apply that outlasts it
+// stays safe: a second drainer meets the first one's idempotency claim
+// (it waits for it, or stops with ErrInProgress), and the first stops at
+// its next renewal.
+const DrainLease = 10 * time.Second
+
 // ErrReleaseInProgress is the transient error of a delivery that would
 // drain a parked key another delivery is draining: Pub/Sub redelivers it
 // later, when the release is done or its lease expired.
@@ -171,7 +180,7 @@ func (p *parker) repark(ctx context.Context, key parking.Key, ev parking.Event, 
 func (p *parker) drain(ctx context.Context, key parking.Key, trigger *events.Incoming) error {
 	store := p.cfg.Parking
 	token := newToken()
-	lease := p.cfg.Timeout + p.cfg.AfterBudget
+	lease := DrainLease
 	stop := func() {
 		actx, cancel := p.cfg.afterDeadline(ctx)
 		defer cancel()
