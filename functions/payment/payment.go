@@ -122,8 +122,8 @@ type result struct {
 
 // Handle processes one event of the order.created topic in lease mode:
 // order.created is charged (HandleCreated), order.cancelled refunded
-// (HandleCancelled).
-// Any other type is a permanent handler.ErrUnexpectedType.
+// (HandleCancelled). Any other type is a permanent
+// handler.ErrUnexpectedType.
 func (s *Service) Handle(ctx context.Context, claim *handler.Claim, ev handler.Event[events.Payload]) ([]byte, error) {
 	switch p := ev.Data.(type) {
 	case domain.OrderCreated:
@@ -135,9 +135,9 @@ func (s *Service) Handle(ctx context.Context, claim *handler.Claim, ev handler.E
 		handler.ErrUnexpectedType, ev.Event.Type(), domain.TypeOrderCreated, domain.TypeOrderCancelled))
 }
 
-// HandleCreated processes the order.created event eventID: the claim's key is
-// passed on to the gateway as the idempotency key, so a charge repeated
-// after a crash, a timeout or a lost lease is not taken twice.
+// HandleCreated processes the order.created event eventID: the claim's
+// key is passed on to the gateway as the idempotency key, so a charge
+// repeated after a crash, a timeout or a lost lease is not taken twice.
 //
 // When the order is no longer pending (a late duplicate whose idempotency
 // record was already purged, or an order the API cancelled first), nothing
