@@ -1,6 +1,7 @@
 package ordersapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,6 +29,10 @@ const (
 	ReadyzPath  = "/readyz"
 )
 
+// ActionCancel is the custom method of an order that cancels it:
+// POST /v1/orders/{id}:cancel.
+const ActionCancel = "cancel"
+
 // Media types.
 const (
 	contentTypeJSON    = "application/json"
@@ -46,6 +51,7 @@ const (
 	ProblemBodyTooLarge     = ProblemBase + "body-too-large"
 	ProblemIdempotencyReuse = ProblemBase + "idempotency-key-reused"
 	ProblemNotFound         = ProblemBase + "not-found"
+	ProblemOrderShipped     = ProblemBase + "order-already-shipped"
 	ProblemMethodNotAllowed = ProblemBase + "method-not-allowed"
 	ProblemUnavailable      = ProblemBase + "unavailable"
 	ProblemInternal         = ProblemBase + "internal-error"
@@ -87,6 +93,9 @@ type api struct {
 //
 //	POST /v1/orders             create an order (201 + Location; Idempotency-Key)
 //	GET  /v1/orders/{id}        the order, its status and status history
+//	POST /v1/orders/{id}:cancel cancel the order (200 + the order; idempotent):
+//	                            optional body {"reason":"…"}; 404 unknown
+//	                            order, 409 already shipped
 //	GET  /healthz               liveness: the process serves requests
 //	GET  /readyz                readiness: every Check passes
 //
@@ -104,16 +113,16 @@ func NewHandler(svc *Service, opts Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+OrdersPath, a.create)
 	mux.HandleFunc(OrdersPath, methodNotAllowed("POST"))
+	// A wildcard is a whole path segment, so {id}:action is one segment
+	// that orderAction splits.
 	mux.HandleFunc("GET "+OrdersPath+"/{id}", a.get)
-	mux.HandleFunc(OrdersPath+"/{id}", methodNotAllowed("GET, HEAD"))
+	mux.HandleFunc("POST "+OrdersPath+"/{id}", a.orderAction)
+	mux.HandleFunc(OrdersPath+"/{id}", a.orderMethodNotAllowed)
 	mux.HandleFunc("GET "+HealthzPath, Healthz)
 	mux.HandleFunc(HealthzPath, methodNotAllowed("GET, HEAD"))
 	mux.HandleFunc("GET "+ReadyzPath, a.readyz)
 	mux.HandleFunc(ReadyzPath, methodNotAllowed("GET, HEAD"))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, Problem{Type: ProblemNotFound, Title: "Not found", Status: http.StatusNotFound,
-			Detail: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
-	})
+	mux.HandleFunc("/", noRoute)
 	return a.middleware(mux)
 }
 
@@ -169,25 +178,12 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			msg := fmt.Sprintf("must be at most %d bytes", MaxBodyBytes)
-			writeProblem(w, r, Problem{Type: ProblemBodyTooLarge, Title: "Request body too large",
-				Status: http.StatusRequestEntityTooLarge, Detail: "body " + msg, Errors: []FieldError{{"body", msg}}})
-			return
-		}
-		writeProblem(w, r, Problem{Type: ProblemMalformed, Title: "Malformed request body", Status: http.StatusBadRequest,
-			Detail: "reading the body failed: " + err.Error(), Errors: []FieldError{{"body", "could not be read"}}})
+		bodyReadProblem(w, r, err, MaxBodyBytes)
 		return
 	}
 	req, errs := decodeCreate(body)
 	if len(errs) > 0 {
-		p := Problem{Type: ProblemValidation, Title: "Invalid request", Status: http.StatusBadRequest, Errors: errs}
-		if errs[0].Field == "body" {
-			p.Type, p.Title = ProblemMalformed, "Malformed request body"
-		}
-		p.Detail = summary(errs)
-		writeProblem(w, r, p)
+		badBody(w, r, errs)
 		return
 	}
 	res, err := a.svc.Create(r.Context(), req, key)
@@ -213,14 +209,16 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) get(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if u, err := uuid.Parse(id); err != nil || len(id) != 36 || u == uuid.Nil {
-		fe := FieldError{"id", fmt.Sprintf("must be an order id (a UUID such as 3f0c5c2e-8d53-4c5f-9b7e-2a1d4c6e8f00), got %q", truncate(id, 64))}
-		writeProblem(w, r, Problem{Type: ProblemValidation, Title: "Invalid request", Status: http.StatusBadRequest,
-			Detail: fe.Field + ": " + fe.Message, Errors: []FieldError{fe}})
+	raw, action, hasAction := strings.Cut(r.PathValue("id"), ":")
+	if hasAction {
+		a.actionMethodNotAllowed(w, r, action)
 		return
 	}
-	o, err := a.svc.Get(r.Context(), strings.ToLower(id))
+	id, ok := orderID(w, r, raw)
+	if !ok {
+		return
+	}
+	o, err := a.svc.Get(r.Context(), id)
 	if isNotFound(err) {
 		writeProblem(w, r, Problem{Type: ProblemNotFound, Title: "Order not found", Status: http.StatusNotFound,
 			Detail: "no order " + id})
@@ -231,6 +229,133 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, view(o))
+}
+
+// orderID validates the id segment of an order's path and returns it in
+// lower case, or answers 400 and reports false.
+func orderID(w http.ResponseWriter, r *http.Request, id string) (string, bool) {
+	if u, err := uuid.Parse(id); err != nil || len(id) != 36 || u == uuid.Nil {
+		fe := FieldError{"id", fmt.Sprintf("must be an order id (a UUID such as 3f0c5c2e-8d53-4c5f-9b7e-2a1d4c6e8f00), got %q", truncate(id, 64))}
+		writeProblem(w, r, Problem{Type: ProblemValidation, Title: "Invalid request", Status: http.StatusBadRequest,
+			Detail: fe.Field + ": " + fe.Message, Errors: []FieldError{fe}})
+		return "", false
+	}
+	return strings.ToLower(id), true
+}
+
+// orderAction serves POST /v1/orders/{id}:action. POST on the order
+// itself is not allowed, an unknown action is not found.
+func (a *api) orderAction(w http.ResponseWriter, r *http.Request) {
+	raw, action, hasAction := strings.Cut(r.PathValue("id"), ":")
+	switch {
+	case !hasAction:
+		methodNotAllowed("GET, HEAD")(w, r)
+	case action != ActionCancel:
+		noRoute(w, r)
+	default:
+		a.cancel(w, r, raw)
+	}
+}
+
+// orderMethodNotAllowed answers the methods no route of an order's path
+// serves.
+func (a *api) orderMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	_, action, hasAction := strings.Cut(r.PathValue("id"), ":")
+	if hasAction {
+		a.actionMethodNotAllowed(w, r, action)
+		return
+	}
+	methodNotAllowed("GET, HEAD")(w, r)
+}
+
+// actionMethodNotAllowed answers a method other than POST on an order's
+// action: 405 for a known action, 404 for an unknown one.
+func (a *api) actionMethodNotAllowed(w http.ResponseWriter, r *http.Request, action string) {
+	if action != ActionCancel {
+		noRoute(w, r)
+		return
+	}
+	methodNotAllowed("POST")(w, r)
+}
+
+// cancel serves POST /v1/orders/{id}:cancel for the id segment raw.
+func (a *api) cancel(w http.ResponseWriter, r *http.Request, raw string) {
+	id, ok := orderID(w, r, raw)
+	if !ok {
+		return
+	}
+	req, ok := readCancel(w, r)
+	if !ok {
+		return
+	}
+	res, err := a.svc.Cancel(r.Context(), id, req)
+	switch {
+	case isNotFound(err):
+		writeProblem(w, r, Problem{Type: ProblemNotFound, Title: "Order not found", Status: http.StatusNotFound,
+			Detail: "no order " + id})
+	case errors.Is(err, ErrAlreadyShipped):
+		writeProblem(w, r, Problem{Type: ProblemOrderShipped, Title: "Order already shipped", Status: http.StatusConflict,
+			Detail: "order already shipped: order " + id + " can no longer be cancelled"})
+	case err != nil:
+		a.fail(w, r, "cancel order", err)
+	default:
+		writeJSON(w, http.StatusOK, view(res.Order))
+	}
+}
+
+// readCancel reads and decodes the optional body of a cancellation, or
+// answers the problem and reports false. An empty body needs no
+// Content-Type; any other must be JSON.
+func readCancel(w http.ResponseWriter, r *http.Request) (CancelRequest, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxCancelBodyBytes))
+	if err != nil {
+		bodyReadProblem(w, r, err, MaxCancelBodyBytes)
+		return CancelRequest{}, false
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		if fe := checkContentType(r.Header.Get("Content-Type")); fe != nil {
+			w.Header().Set("Accept-Post", contentTypeJSON)
+			writeProblem(w, r, Problem{Type: ProblemUnsupportedMedia, Title: "Unsupported media type",
+				Status: http.StatusUnsupportedMediaType, Detail: fe.Message, Errors: []FieldError{*fe}})
+			return CancelRequest{}, false
+		}
+	}
+	req, errs := decodeCancel(body)
+	if len(errs) > 0 {
+		badBody(w, r, errs)
+		return CancelRequest{}, false
+	}
+	return req, true
+}
+
+// bodyReadProblem answers a request whose body could not be read: 413 when
+// it exceeds limit bytes, else 400.
+func bodyReadProblem(w http.ResponseWriter, r *http.Request, err error, limit int64) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		msg := fmt.Sprintf("must be at most %d bytes", limit)
+		writeProblem(w, r, Problem{Type: ProblemBodyTooLarge, Title: "Request body too large",
+			Status: http.StatusRequestEntityTooLarge, Detail: "body " + msg, Errors: []FieldError{{"body", msg}}})
+		return
+	}
+	writeProblem(w, r, Problem{Type: ProblemMalformed, Title: "Malformed request body", Status: http.StatusBadRequest,
+		Detail: "reading the body failed: " + err.Error(), Errors: []FieldError{{"body", "could not be read"}}})
+}
+
+// badBody answers the field errors of a decoded body: 400, malformed when
+// the body as a whole is wrong.
+func badBody(w http.ResponseWriter, r *http.Request, errs []FieldError) {
+	p := Problem{Type: ProblemValidation, Title: "Invalid request", Status: http.StatusBadRequest, Errors: errs}
+	if errs[0].Field == "body" {
+		p.Type, p.Title = ProblemMalformed, "Malformed request body"
+	}
+	p.Detail = summary(errs)
+	writeProblem(w, r, p)
+}
+
+func noRoute(w http.ResponseWriter, r *http.Request) {
+	writeProblem(w, r, Problem{Type: ProblemNotFound, Title: "Not found", Status: http.StatusNotFound,
+		Detail: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
 }
 
 // Healthz is the liveness endpoint: 200 while the process serves requests.

@@ -27,6 +27,14 @@ const (
 	idempotencyKeyPattern = "1 to 255 visible ASCII characters"
 )
 
+// Request limits of POST /v1/orders/{id}:cancel.
+const (
+	// MaxCancelBodyBytes holds a reason of MaxReasonBytes, escaped.
+	MaxCancelBodyBytes = 8 << 10
+	// MaxReasonBytes bounds the reason (after trimming): 1024.
+	MaxReasonBytes = domain.MaxReasonBytes
+)
+
 var skuRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]*$`)
 
 // FieldError names one invalid part of a request: a JSON path into the body
@@ -58,21 +66,9 @@ func checkIdempotencyKey(k string) *FieldError {
 // each naming its field; malformed JSON stops at the first syntax error.
 func decodeCreate(body []byte) (CreateRequest, []FieldError) {
 	var req CreateRequest
-	if !utf8.Valid(body) {
-		return req, []FieldError{{"body", "must be UTF-8 encoded JSON"}}
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var raw json.RawMessage
-	if err := dec.Decode(&raw); err != nil {
-		if errors.Is(err, io.EOF) {
-			return req, []FieldError{{"body", "is empty; want a JSON object"}}
-		}
-		return req, []FieldError{{"body", "malformed JSON: " + syntaxMessage(err)}}
-	}
-	end := dec.InputOffset()
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return req, []FieldError{{"body", fmt.Sprintf("must be a single JSON value; unexpected data after offset %d", end)}}
+	raw, errs := decodeValue(body)
+	if errs != nil {
+		return req, errs
 	}
 	d := &decoder{}
 	top := d.object("", raw, map[string]bool{"customer_id": true, "currency": true, "items": true})
@@ -102,6 +98,58 @@ func decodeCreate(body []byte) (CreateRequest, []FieldError) {
 	}
 	if v, ok := d.member(top, "", "items"); ok {
 		req.Items = d.items(v)
+	}
+	return req, d.errs
+}
+
+// decodeValue checks that body is one UTF-8 JSON value with nothing after
+// it and returns it.
+func decodeValue(body []byte) (json.RawMessage, []FieldError) {
+	if !utf8.Valid(body) {
+		return nil, []FieldError{{"body", "must be UTF-8 encoded JSON"}}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, []FieldError{{"body", "is empty; want a JSON object"}}
+		}
+		return nil, []FieldError{{"body", "malformed JSON: " + syntaxMessage(err)}}
+	}
+	end := dec.InputOffset()
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, []FieldError{{"body", fmt.Sprintf("must be a single JSON value; unexpected data after offset %d", end)}}
+	}
+	return raw, nil
+}
+
+// decodeCancel decodes and validates a POST /v1/orders/{id}:cancel body as
+// strictly as decodeCreate: empty (only white space), or one JSON object
+// whose only member is an optional "reason" string of at most
+// MaxReasonBytes bytes without control characters other than tab and line
+// breaks. The reason is trimmed of surrounding white space.
+func decodeCancel(body []byte) (CancelRequest, []FieldError) {
+	var req CancelRequest
+	if len(bytes.TrimSpace(body)) == 0 {
+		return req, nil
+	}
+	raw, errs := decodeValue(body)
+	if errs != nil {
+		return req, errs
+	}
+	d := &decoder{}
+	top := d.object("", raw, map[string]bool{"reason": true})
+	if v, ok := top["reason"]; ok {
+		if s, ok := d.str("reason", v); ok {
+			req.Reason = strings.TrimSpace(s)
+			switch {
+			case len(req.Reason) > MaxReasonBytes:
+				d.add("reason", fmt.Sprintf("must be at most %d bytes, got %d", MaxReasonBytes, len(req.Reason)))
+			case strings.IndexFunc(req.Reason, func(r rune) bool { return unicode.IsControl(r) && !strings.ContainsRune("\t\n\r", r) }) >= 0:
+				d.add("reason", "must not contain control characters other than tab and line breaks")
+			}
+		}
 	}
 	return req, d.errs
 }

@@ -84,3 +84,48 @@ func knownField(f string) bool {
 	}
 	return false
 }
+
+// FuzzDecodeCancel feeds arbitrary bodies to the POST
+// /v1/orders/{id}:cancel decoder. Properties: it never panics; a rejected
+// body gets at least one error, each naming "body", "reason" or the path
+// of an unknown or duplicate member, and saying what is wrong; an accepted
+// reason is trimmed, at most MaxReasonBytes, makes an order.cancelled that
+// validates, and encoding the request again decodes to the same request.
+func FuzzDecodeCancel(f *testing.F) {
+	for _, s := range []string{
+		``, ` `, `{}`, `{"reason":"changed my mind"}`, `{"reason":"  padded\n"}`, `{"reason":null}`,
+		`{"reason":42}`, `{"reason":"a","reason":"b"}`, `{"other":1}`, `[]`, `"x"`, `{`, `{} {}`, "\xff",
+		`{"reason":"\u0000"}`, `{"reason":"\ud800"}`, `{"reason":"tab\tand\r\nbreaks"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, errs := decodeCancel(body)
+		if len(errs) > 0 {
+			for _, e := range errs {
+				unknown := e.Message == "unknown field" || e.Message == "duplicate field"
+				if (e.Field != "body" && e.Field != "reason" && !unknown) || strings.TrimSpace(e.Message) == "" {
+					t.Fatalf("error %+v does not name a field and a problem (body %q)", e, body)
+				}
+			}
+			return
+		}
+		if len(req.Reason) > MaxReasonBytes || req.Reason != strings.TrimSpace(req.Reason) {
+			t.Fatalf("accepted reason %q from %q", req.Reason, body)
+		}
+		ev := domain.OrderCancelled{
+			OrderID: "7f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c", Reason: req.Reason, PreviousStatus: "pending",
+			CancelledAt: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC),
+		}
+		if err := ev.Validate(); err != nil {
+			t.Fatalf("the API accepted %q but its order.cancelled does not validate: %v", body, err)
+		}
+		again, err := json.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if req2, errs := decodeCancel(again); len(errs) > 0 || req2 != req {
+			t.Fatalf("re-encoded %s decodes to %+v, %v; want %+v", again, req2, errs, req)
+		}
+	})
+}

@@ -22,8 +22,11 @@ import (
 // EventSource is the CloudEvents source of the events the API emits.
 const EventSource = "//example.com/orders-api"
 
-// DefaultPublishTimeout bounds the publish after commit of a new order.
+// DefaultPublishTimeout bounds the publish after commit of an order's event.
 const DefaultPublishTimeout = 5 * time.Second
+
+// ErrAlreadyShipped: a shipped order cannot be cancelled.
+var ErrAlreadyShipped = errors.New("order already shipped")
 
 // CreateRequest is a validated order request (the body of POST /v1/orders).
 // Its JSON encoding, with the fields in this order, is the canonical form
@@ -144,10 +147,16 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, idempotencyKey 
 	if err := tx.Commit(ctx); err != nil {
 		return Created{}, fmt.Errorf("commit order %s: %w", o.ID, err)
 	}
+	s.publish(ctx, "order.created", o.ID, outboxID)
+	return Created{Order: o}, nil
+}
 
-	// Publish now, before the response: Cloud Run may throttle the CPU of
-	// an instance once the response is sent. The request's cancellation
-	// must not stop it half way; the timeout bounds the client's wait.
+// publish publishes the outbox row outboxID, just committed, before the
+// response: Cloud Run may throttle the CPU of an instance once the
+// response is sent. The request's cancellation must not stop it half way;
+// the timeout bounds the client's wait. A failure is logged: the outbox
+// relay publishes the row later.
+func (s *Service) publish(ctx context.Context, what, orderID string, outboxID int64) {
 	timeout := s.PublishTimeout
 	if timeout <= 0 {
 		timeout = DefaultPublishTimeout
@@ -156,11 +165,101 @@ func (s *Service) Create(ctx context.Context, req CreateRequest, idempotencyKey 
 	defer cancel()
 	st, err := s.Outbox.PublishAfterCommit(pctx, outboxID)
 	if err != nil || st.Published != 1 {
-		s.logger().WarnContext(ctx, "order.created not published after commit; the outbox relay will publish it",
-			slog.String("order_id", o.ID), slog.Int64("outbox_id", outboxID), slog.Any("error", err),
+		s.logger().WarnContext(ctx, what+" not published after commit; the outbox relay will publish it",
+			slog.String("order_id", orderID), slog.Int64("outbox_id", outboxID), slog.Any("error", err),
 			slog.Int("failed", st.Failed), slog.Int("skipped", st.Skipped))
 	}
-	return Created{Order: o}, nil
+}
+
+// CancelRequest is a validated cancellation (the optional body of POST
+// /v1/orders/{id}:cancel).
+type CancelRequest struct {
+	// Reason is free text, trimmed; empty when none was given.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Cancelled is the outcome of Cancel.
+type Cancelled struct {
+	// Order is the order as it is after the call (cancelled).
+	Order orders.Order
+	// Changed is false when the order was already cancelled: nothing was
+	// written or published.
+	Changed bool
+}
+
+// cancelNamespace scopes CancelEventID's name-based UUIDs.
+var cancelNamespace = uuid.MustParse("5d2b7e0a-9c41-4f3e-8a6d-0b1c2e3f4a5b")
+
+// CancelEventID is the ce-id of the order.cancelled event of order id (a
+// canonical, lower-case UUID): a name-based UUID, so that however often a
+// client retries the cancellation, at most one event with this id exists.
+func CancelEventID(orderID string) string {
+	return uuid.NewSHA1(cancelNamespace, []byte(orderID+"\x00cancel")).String()
+}
+
+// Cancel cancels order id (a canonical, lower-case UUID) in one
+// transaction: it locks the order's row, moves it to cancelled (from
+// pending, paid or payment_failed), records the change with
+// CancelEventID(id) and writes the order.cancelled event (PreviousStatus
+// the status it left, CancelledAt the time of the change) to the outbox;
+// then it publishes the event. Concurrent cancellations and a concurrent
+// shipment of the order serialise on the row lock.
+//
+// An order that is already cancelled is returned with Changed false and
+// nothing written or published. An unknown order is orders.ErrNotFound, a
+// shipped one ErrAlreadyShipped. A publish failure is logged, not
+// returned, as in Create.
+func (s *Service) Cancel(ctx context.Context, id string, req CancelRequest) (Cancelled, error) {
+	if u, err := uuid.Parse(id); err != nil || u.String() != id {
+		return Cancelled{}, fmt.Errorf("%w: %q", orders.ErrNotFound, id)
+	}
+	eventID := CancelEventID(id)
+	tx, err := s.DB.Begin(ctx)
+	if err != nil {
+		return Cancelled{}, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
+	adv, err := orders.Advance(ctx, tx, id, orders.Cancelled, eventID)
+	if errors.Is(err, orders.ErrIllegalAdvance) && adv.From == orders.Shipped {
+		return Cancelled{}, fmt.Errorf("cancel order %s: %w", id, ErrAlreadyShipped)
+	}
+	if err != nil {
+		return Cancelled{}, fmt.Errorf("cancel order %s: %w", id, err)
+	}
+	o, err := orders.Load(ctx, tx, id)
+	if err != nil {
+		return Cancelled{}, err
+	}
+	if !adv.Moved {
+		return Cancelled{Order: o}, nil // already cancelled
+	}
+	outboxID, err := s.writeCancelled(ctx, tx, o, adv.From, req.Reason, eventID)
+	if err != nil {
+		return Cancelled{}, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return Cancelled{}, fmt.Errorf("commit cancellation of order %s: %w", id, err)
+	}
+	s.publish(ctx, "order.cancelled", id, outboxID)
+	return Cancelled{Order: o, Changed: true}, nil
+}
+
+// writeCancelled writes the order.cancelled event of o, just moved from
+// status from, to the outbox in tx.
+func (s *Service) writeCancelled(ctx context.Context, tx pgx.Tx, o orders.Order, from orders.Status, reason, eventID string) (int64, error) {
+	payload := domain.OrderCancelled{
+		OrderID: o.ID, Reason: reason, PreviousStatus: string(from),
+		CancelledAt: o.History[len(o.History)-1].At, // the change just recorded
+	}
+	topic, msg, err := events.NewMessage(ctx, EventSource, payload, events.WithID(eventID))
+	if err != nil {
+		return 0, fmt.Errorf("build order.cancelled: %w", err)
+	}
+	id, err := outbox.Write(ctx, tx, topic, msg)
+	if err != nil {
+		return 0, fmt.Errorf("write order.cancelled: %w", err)
+	}
+	return id, nil
 }
 
 // Get returns order id with its status history; orders.ErrNotFound when

@@ -15,7 +15,8 @@ var (
 	migrations embed.FS
 )
 
-// function is the registered function: a lease consumer of order.created.
+// function is the registered function: a lease consumer of the order.created
+// topic (order.created and order.cancelled).
 var function = app.Register(app.Function{
 	Manifest:   manifestYAML,
 	Vars:       gatewayVars,

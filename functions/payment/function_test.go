@@ -97,6 +97,16 @@ func TestThroughTheFramework(t *testing.T) {
 			want(t, "gateway requests", gw.RequestsFor(key(m)), 1)
 		})
 	}
+	t.Run("cancel after approval refunds once", func(t *testing.T) {
+		e.t = t
+		o, m := e.order("c4", 700)
+		want(t, "charge", push(t, fnURL, m), http.StatusNoContent)
+		_, cm := e.cancel(o)
+		want(t, "cancel", push(t, fnURL, cm), http.StatusNoContent)
+		want(t, "duplicate", pushEnvelope(t, fnURL, cm), http.StatusNoContent)
+		want(t, "refunded events", len(published(ps, "payment.refunded", o.OrderID)), 1)
+		want(t, "refunds", gw.RefundsFor(refundKey(cm, e.payments(o.OrderID)[0].ID)), 1)
+	})
 	t.Run("transient failure then success", func(t *testing.T) {
 		e.t = t
 		o, m := e.order("c3", 700)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,6 +38,12 @@ var (
 
 // maxResponse bounds the body read from the gateway.
 const maxResponse = 64 << 10
+
+// Paths of the gateway's API, below GatewayConfig.BaseURL.
+const (
+	chargesPath = "/v1/charges"
+	refundsPath = "/v1/refunds"
+)
 
 // GatewayConfig configures HTTPGateway. Zero values of optional fields
 // take the defaults.
@@ -109,17 +116,18 @@ func CheckGatewayURL(s string) error {
 }
 
 // HTTPGateway is the Gateway over the gateway's HTTP API (see README.md,
-// "Gateway contract"): POST {base}/v1/charges with the Idempotency-Key
-// header. Every attempt passes through one circuit breaker; transient
-// failures are retried in process with backoff and full jitter, always
-// with the same key, so a repeated request cannot charge twice. When the
-// breaker is open, the call fails at once with a transient error matching
-// breaker.ErrOpen and the retry stops. It is safe for concurrent use; make
-// one per process so the breaker sees every call.
+// "Gateway contract"): POST {base}/v1/charges and POST {base}/v1/refunds
+// with the Idempotency-Key header. Every attempt of either passes through
+// one circuit breaker; transient failures are retried in process with
+// backoff and full jitter, always with the same key, so a repeated request
+// cannot charge or refund twice. When the breaker is open, the call fails
+// at once with a transient error matching breaker.ErrOpen and the retry
+// stops. It is safe for concurrent use; make one per process so the
+// breaker sees every call.
 type HTTPGateway struct {
-	cfg      GatewayConfig
-	endpoint string
-	breaker  *breaker.Breaker
+	cfg     GatewayConfig
+	base    string
+	breaker *breaker.Breaker
 }
 
 // NewHTTPGateway validates cfg and returns the client.
@@ -132,7 +140,7 @@ func NewHTTPGateway(cfg GatewayConfig) (*HTTPGateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &HTTPGateway{cfg: cfg, endpoint: strings.TrimSuffix(cfg.BaseURL, "/") + "/v1/charges", breaker: b}, nil
+	return &HTTPGateway{cfg: cfg, base: strings.TrimSuffix(cfg.BaseURL, "/"), breaker: b}, nil
 }
 
 // Breaker returns the client's circuit breaker (for health reporting and
@@ -154,6 +162,27 @@ type chargeAnswer struct {
 	DeclineCode string `json:"decline_code"`
 }
 
+// refundBody is the JSON body of a refund request.
+type refundBody struct {
+	ChargeReference string `json:"charge_reference"`
+	Amount          int64  `json:"amount"`
+	Currency        string `json:"currency"`
+	OrderID         string `json:"order_id"`
+}
+
+// refundAnswer is the JSON body of a refund's 200 answer.
+type refundAnswer struct {
+	Status    string `json:"status"`
+	Reference string `json:"reference"`
+}
+
+// reply is an HTTP answer of the gateway whose status the caller
+// accepts.
+type reply struct {
+	status int
+	body   []byte
+}
+
 // openError stops the retry loop when the breaker rejects a call.
 type openError struct{ err error }
 
@@ -169,34 +198,79 @@ func (g *HTTPGateway) Charge(ctx context.Context, req ChargeRequest) (ChargeResu
 	if err != nil {
 		return ChargeResult{}, retry.Permanent(fmt.Errorf("encode charge: %w", err))
 	}
-	var res ChargeResult
-	err = retry.Do(ctx, g.cfg.Retry, func(ctx context.Context) error {
-		r, err := breaker.Call(ctx, g.breaker, func(ctx context.Context) (ChargeResult, error) {
-			return g.attempt(ctx, req.IdempotencyKey, body)
+	a, err := g.post(ctx, chargesPath, req.IdempotencyKey, body, http.StatusOK, http.StatusPaymentRequired)
+	if err != nil {
+		return ChargeResult{}, err
+	}
+	var c chargeAnswer
+	if err := json.Unmarshal(a.body, &c); err != nil {
+		// Repeating the key repeats the answer: no point retrying.
+		return ChargeResult{}, retry.Permanent(fmt.Errorf("payment gateway: malformed answer (HTTP %d): %w", a.status, err))
+	}
+	switch {
+	case c.Status == "approved" && a.status == http.StatusOK && c.Reference != "":
+		return ChargeResult{Approved: true, Reference: c.Reference}, nil
+	case c.Status == "declined":
+		return ChargeResult{DeclineCode: c.DeclineCode}, nil
+	}
+	return ChargeResult{}, retry.Permanentf("payment gateway: unexpected answer (HTTP %d): %.200s", a.status, a.body)
+}
+
+// Refund implements Gateway.
+func (g *HTTPGateway) Refund(ctx context.Context, req RefundRequest) (RefundResult, error) {
+	if req.IdempotencyKey == "" {
+		return RefundResult{}, retry.Permanentf("payment gateway: idempotency key is required")
+	}
+	body, err := json.Marshal(refundBody{ChargeReference: req.ChargeReference, Amount: req.Amount, Currency: req.Currency, OrderID: req.OrderID})
+	if err != nil {
+		return RefundResult{}, retry.Permanent(fmt.Errorf("encode refund: %w", err))
+	}
+	a, err := g.post(ctx, refundsPath, req.IdempotencyKey, body, http.StatusOK)
+	if err != nil {
+		return RefundResult{}, err
+	}
+	var r refundAnswer
+	if err := json.Unmarshal(a.body, &r); err != nil {
+		return RefundResult{}, retry.Permanent(fmt.Errorf("payment gateway: malformed refund answer (HTTP %d): %w", a.status, err))
+	}
+	if r.Status != "refunded" || r.Reference == "" {
+		return RefundResult{}, retry.Permanentf("payment gateway: unexpected refund answer (HTTP %d): %.200s", a.status, a.body)
+	}
+	return RefundResult{Reference: r.Reference}, nil
+}
+
+// post sends body to path with the idempotency key through the retry and
+// the breaker, and returns the first answer with one of the accepted
+// statuses. Other statuses are errors classified by retry.Classify.
+func (g *HTTPGateway) post(ctx context.Context, path, key string, body []byte, accept ...int) (reply, error) {
+	var res reply
+	err := retry.Do(ctx, g.cfg.Retry, func(ctx context.Context) error {
+		a, err := breaker.Call(ctx, g.breaker, func(ctx context.Context) (reply, error) {
+			return g.attempt(ctx, g.base+path, key, body, accept)
 		})
 		if errors.Is(err, breaker.ErrOpen) {
 			return retry.Permanent(&openError{err})
 		}
-		res = r
+		res = a
 		return err
 	})
 	var open *openError
 	if errors.As(err, &open) {
-		return ChargeResult{}, retry.Transient(fmt.Errorf("payment gateway: %w", open.err))
+		return reply{}, retry.Transient(fmt.Errorf("payment gateway: %w", open.err))
 	}
 	if err != nil {
-		return ChargeResult{}, err
+		return reply{}, err
 	}
 	return res, nil
 }
 
 // attempt makes one HTTP request.
-func (g *HTTPGateway) attempt(ctx context.Context, key string, body []byte) (ChargeResult, error) {
+func (g *HTTPGateway) attempt(ctx context.Context, endpoint, key string, body []byte, accept []int) (reply, error) {
 	actx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
 	defer cancel()
-	r, err := http.NewRequestWithContext(actx, http.MethodPost, g.endpoint, bytes.NewReader(body))
+	r, err := http.NewRequestWithContext(actx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
-		return ChargeResult{}, retry.Permanent(fmt.Errorf("payment gateway: build request: %w", err))
+		return reply{}, retry.Permanent(fmt.Errorf("payment gateway: build request: %w", err))
 	}
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Set("Accept", "application/json")
@@ -209,38 +283,27 @@ func (g *HTTPGateway) attempt(ctx context.Context, key string, body []byte) (Cha
 		if ctx.Err() != nil {
 			// The caller's own deadline or cancellation, not the gateway's
 			// fault: the breaker does not count it.
-			return ChargeResult{}, retry.Transient(fmt.Errorf("payment gateway: %w", ctx.Err()))
+			return reply{}, retry.Transient(fmt.Errorf("payment gateway: %w", ctx.Err()))
 		}
 		if actx.Err() != nil {
-			return ChargeResult{}, retry.Transient(fmt.Errorf("payment gateway: no answer within %v: %w", g.cfg.Timeout, err))
+			return reply{}, retry.Transient(fmt.Errorf("payment gateway: no answer within %v: %w", g.cfg.Timeout, err))
 		}
-		return ChargeResult{}, retry.Transient(fmt.Errorf("payment gateway: %w", err))
+		return reply{}, retry.Transient(fmt.Errorf("payment gateway: %w", err))
 	}
 	defer func() {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse))
 		resp.Body.Close()
 	}()
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPaymentRequired {
+	if !slices.Contains(accept, resp.StatusCode) {
 		// 408, 425, 429 and 5xx are transient, other 4xx permanent
 		// (retry.Classify on HTTPStatusError).
-		return ChargeResult{}, fmt.Errorf("payment gateway: %w", retry.NewHTTPStatusError(resp))
+		return reply{}, fmt.Errorf("payment gateway: %w", retry.NewHTTPStatusError(resp))
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
-		return ChargeResult{}, retry.Transient(fmt.Errorf("payment gateway: read answer: %w", err))
+		return reply{}, retry.Transient(fmt.Errorf("payment gateway: read answer: %w", err))
 	}
-	var a chargeAnswer
-	if err := json.Unmarshal(raw, &a); err != nil {
-		// Repeating the key repeats the answer: no point retrying.
-		return ChargeResult{}, retry.Permanent(fmt.Errorf("payment gateway: malformed answer (HTTP %d): %w", resp.StatusCode, err))
-	}
-	switch {
-	case a.Status == "approved" && resp.StatusCode == http.StatusOK && a.Reference != "":
-		return ChargeResult{Approved: true, Reference: a.Reference}, nil
-	case a.Status == "declined":
-		return ChargeResult{DeclineCode: a.DeclineCode}, nil
-	}
-	return ChargeResult{}, retry.Permanentf("payment gateway: unexpected answer (HTTP %d): %.200s", resp.StatusCode, raw)
+	return reply{status: resp.StatusCode, body: raw}, nil
 }
 
 // Environment variables of the function (besides app's common ones).

@@ -195,3 +195,80 @@ func TestGatewayConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+var refundReq = RefundRequest{IdempotencyKey: "//example.com/orders-api/ev-2/refund/p-1", OrderID: "o-1", ChargeReference: "gw_1", Amount: 1234, Currency: "EUR"}
+
+func TestHTTPGatewayRefund(t *testing.T) {
+	cases := []struct {
+		name    string
+		answers []func(http.ResponseWriter)
+		want    RefundResult
+		class   string // "", "transient" or "permanent"
+		calls   int
+	}{
+		{"refunded", []func(http.ResponseWriter){answer(200, `{"status":"refunded","reference":"rf_1"}`)}, RefundResult{Reference: "rf_1"}, "", 1},
+		{"5xx then refunded", []func(http.ResponseWriter){answer(502, ``), answer(200, `{"status":"refunded","reference":"rf_2"}`)}, RefundResult{Reference: "rf_2"}, "", 2},
+		{"503 throughout", []func(http.ResponseWriter){answer(503, `down`)}, RefundResult{}, "transient", 3},
+		{"unknown charge", []func(http.ResponseWriter){answer(404, `{"error":"no charge"}`)}, RefundResult{}, "permanent", 1},
+		{"more than the charge", []func(http.ResponseWriter){answer(400, `{"error":"exceeds"}`)}, RefundResult{}, "permanent", 1},
+		{"402 is not a refund answer", []func(http.ResponseWriter){answer(402, `{"status":"declined"}`)}, RefundResult{}, "permanent", 1},
+		{"malformed 200", []func(http.ResponseWriter){answer(200, `<html>`)}, RefundResult{}, "permanent", 1},
+		{"refunded without reference", []func(http.ResponseWriter){answer(200, `{"status":"refunded"}`)}, RefundResult{}, "permanent", 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := &scripted{answers: c.answers}
+			g := newClient(t, s, GatewayConfig{APIKey: "k"})
+			got, err := g.Refund(context.Background(), refundReq)
+			switch c.class {
+			case "":
+				if err != nil || got != c.want {
+					t.Fatalf("got %+v, %v; want %+v", got, err, c.want)
+				}
+			case "transient":
+				if !retry.IsTransient(err) {
+					t.Fatalf("err %v, want transient", err)
+				}
+			case "permanent":
+				if !retry.IsPermanent(err) {
+					t.Fatalf("err %v, want permanent", err)
+				}
+			}
+			want(t, "calls", int(s.calls.Load()), c.calls)
+		})
+	}
+}
+
+func TestHTTPGatewayRefundRequest(t *testing.T) {
+	s := &scripted{answers: []func(http.ResponseWriter){answer(200, `{"status":"refunded","reference":"rf_1"}`)}}
+	g := newClient(t, s, GatewayConfig{APIKey: "secret"})
+	if _, err := g.Refund(context.Background(), refundReq); err != nil {
+		t.Fatal(err)
+	}
+	r := s.last.Load()
+	want(t, "method", r.Method, http.MethodPost)
+	want(t, "path", r.URL.Path, "/base/v1/refunds")
+	want(t, "Idempotency-Key", r.Header.Get("Idempotency-Key"), refundReq.IdempotencyKey)
+	want(t, "Authorization", r.Header.Get("Authorization"), "Bearer secret")
+	want(t, "body", *s.body.Load(), `{"charge_reference":"gw_1","amount":1234,"currency":"EUR","order_id":"o-1"}`)
+	if _, err := g.Refund(context.Background(), RefundRequest{OrderID: "o"}); !retry.IsPermanent(err) {
+		t.Fatalf("refund without an idempotency key: %v", err)
+	}
+}
+
+// TestHTTPGatewayRefundSharesTheBreaker: charges and refunds go through one
+// breaker, so an outage seen by one stops the other.
+func TestHTTPGatewayRefundSharesTheBreaker(t *testing.T) {
+	s := &scripted{answers: []func(http.ResponseWriter){answer(503, ``)}}
+	g := newClient(t, s, GatewayConfig{
+		Retry:   retry.Policy{MaxAttempts: 2, Initial: time.Millisecond, Max: time.Millisecond},
+		Breaker: breaker.Config{ConsecutiveFailures: 2, OpenTimeout: time.Hour},
+	})
+	if _, err := g.Charge(context.Background(), chargeReq); !retry.IsTransient(err) {
+		t.Fatalf("charge: %v", err)
+	}
+	if _, err := g.Refund(context.Background(), refundReq); !errors.Is(err, breaker.ErrOpen) || !retry.IsTransient(err) {
+		t.Fatalf("refund: %v, want a transient breaker.ErrOpen", err)
+	}
+	want(t, "calls", int(s.calls.Load()), 2)
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"example.com/platform/shared/app"
 	"example.com/platform/shared/breaker"
@@ -51,7 +52,7 @@ func serve(t *testing.T, h http.Handler) string {
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // Topics the function publishes to, and its dead-letter topic.
-var topics = []string{"payment.processed", "payment.failed", "payment.dlq"}
+var topics = []string{"payment.processed", "payment.failed", "payment.refunded", "payment.dlq"}
 
 const testAPIKey = "test-api-key"
 
@@ -153,7 +154,7 @@ func (e *env) insertOrder(o domain.OrderCreated) {
 	}
 }
 
-func (e *env) message(o domain.OrderCreated, opts ...events.Option) messaging.Message {
+func (e *env) message(o events.Payload, opts ...events.Option) messaging.Message {
 	e.t.Helper()
 	_, m, err := events.NewMessage(context.Background(), "//example.com/orders-api", o, opts...)
 	if err != nil {
@@ -222,6 +223,38 @@ FROM payments WHERE order_id = $1 ORDER BY created_at`, orderID)
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+// cancel cancels order o as the orders API does (the status, then the
+// event) and returns its order.cancelled message.
+func (e *env) cancel(o domain.OrderCreated) (domain.OrderCancelled, messaging.Message) {
+	e.t.Helper()
+	res, err := orders.Advance(context.Background(), e.deps.DB, o.OrderID, orders.Cancelled, "cancel-"+o.OrderID)
+	if err != nil || !res.Moved {
+		e.t.Fatalf("cancel order %s: %+v, %v", o.OrderID, res, err)
+	}
+	c := domain.OrderCancelled{OrderID: o.OrderID, Reason: "changed my mind", PreviousStatus: string(res.From), CancelledAt: time.Now().UTC()}
+	return c, e.message(c)
+}
+
+type refundRow struct {
+	ID, Key, PaymentID, Reference, EventID string
+	Amount                                 int64
+}
+
+func (e *env) refunds(orderID string) []refundRow {
+	e.t.Helper()
+	rows, err := e.deps.DB.Query(context.Background(), `
+SELECT id::text, idempotency_key, payment_id::text, gateway_reference, event_id, amount
+FROM refunds WHERE order_id = $1 ORDER BY created_at`, orderID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[refundRow])
+	if err != nil {
 		e.t.Fatal(err)
 	}
 	return out

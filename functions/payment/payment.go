@@ -1,7 +1,10 @@
-// Package payment is the payment function: it consumes order.created,
-// charges the customer through the payment gateway and emits
-// payment.processed or payment.failed. See README.md for the gateway
-// contract and the configuration.
+// Package payment is the payment function: it consumes the order.created
+// topic, which carries an order's lifecycle events in order. For
+// order.created it charges the customer through the payment gateway and
+// emits payment.processed or payment.failed; for order.cancelled it refunds
+// the order's approved payment, if there is one, and emits
+// payment.refunded. See README.md for the gateway contract and the
+// configuration.
 package payment
 
 import (
@@ -55,14 +58,37 @@ type ChargeResult struct {
 	DeclineCode string
 }
 
-// Gateway charges customers. Charge returns a result for an approval or a
-// decline and an error only when the outcome is unknown or the request
-// was refused: transient errors (timeouts, 5xx, 429, an open circuit
-// breaker) mean "try again later with the same key", permanent ones (other
-// 4xx, a malformed answer) that repeating cannot help. Implementations
-// must be safe for concurrent use.
+// RefundRequest asks the gateway to refund an approved charge.
+type RefundRequest struct {
+	// IdempotencyKey makes the refund safe to repeat, like a charge's (see
+	// RefundKey).
+	IdempotencyKey string
+	OrderID        string
+	// ChargeReference is the gateway's reference of the approved charge
+	// (ChargeResult.Reference).
+	ChargeReference string
+	// Amount to refund, in minor units of Currency (the charge's).
+	Amount   int64
+	Currency string
+}
+
+// RefundResult is the gateway's answer to a refund it executed.
+type RefundResult struct {
+	// Reference is the gateway's id of the refund.
+	Reference string
+}
+
+// Gateway charges customers and refunds charges. Charge returns a result
+// for an approval or a decline, Refund one for an executed refund; each
+// returns an error only when the outcome is unknown or the request was
+// refused: transient errors (timeouts, 5xx, 429, an open circuit breaker)
+// mean "try again later with the same key", permanent ones (other 4xx such
+// as an unknown charge or a refund larger than the charge, a malformed
+// answer) that repeating cannot help. Implementations must be safe for
+// concurrent use.
 type Gateway interface {
 	Charge(ctx context.Context, req ChargeRequest) (ChargeResult, error)
+	Refund(ctx context.Context, req RefundRequest) (RefundResult, error)
 }
 
 // DB is the database the Service needs: queries and transactions
@@ -72,8 +98,8 @@ type DB interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
-// Service charges the customer of each new order. It is safe for
-// concurrent use.
+// Service charges the customer of each new order and refunds the payment
+// of each cancelled one. It is safe for concurrent use.
 type Service struct {
 	DB      DB
 	Gateway Gateway
@@ -83,7 +109,8 @@ type Service struct {
 	Now func() time.Time
 }
 
-// result is what the lease claim stores for later duplicates.
+// result is what the lease claim of an order.created event stores for
+// later duplicates.
 type result struct {
 	PaymentID string `json:"payment_id,omitempty"`
 	Status    string `json:"status"`
@@ -93,20 +120,35 @@ type result struct {
 	Skipped string `json:"skipped,omitempty"`
 }
 
-// Handle processes one order.created event in lease mode: the claim's key
-// is passed on to the gateway as the idempotency key, so a charge repeated
-// after a crash, a timeout or a lost lease is not taken twice.
+// Handle processes one event of the order.created topic in lease mode:
+// order.created is charged (HandleCreated), order.cancelled refunded
+// (HandleCancelled). Any other type is a permanent
+// handler.ErrUnexpectedType.
+func (s *Service) Handle(ctx context.Context, claim *handler.Claim, ev handler.Event[events.Payload]) ([]byte, error) {
+	switch p := ev.Data.(type) {
+	case domain.OrderCreated:
+		return s.HandleCreated(ctx, claim, ev.Event.ID(), p)
+	case domain.OrderCancelled:
+		return s.HandleCancelled(ctx, claim, ev.Event.ID(), p)
+	}
+	return nil, retry.Permanent(fmt.Errorf("%w %q: the payment function accepts %s and %s",
+		handler.ErrUnexpectedType, ev.Event.Type(), domain.TypeOrderCreated, domain.TypeOrderCancelled))
+}
+
+// HandleCreated processes the order.created event eventID: the claim's
+// key is passed on to the gateway as the idempotency key, so a charge
+// repeated after a crash, a timeout or a lost lease is not taken twice.
 //
 // When the order is no longer pending (a late duplicate whose idempotency
-// record was already purged), nothing is charged and the event is
-// acknowledged. Otherwise the gateway is called; an approval or a decline
-// is recorded in one transaction: the payment row, the order's move to paid
-// or payment_failed, the payment.processed or payment.failed outbox row and
-// the completion of the lease claim (Claim.Complete). The kernel publishes
-// the outbox row after the commit. Gateway and database errors keep their retry class; a missing
-// order and a refused charge are permanent.
-func (s *Service) Handle(ctx context.Context, claim *handler.Claim, ev handler.Event[domain.OrderCreated]) ([]byte, error) {
-	order := ev.Data
+// record was already purged, or an order the API cancelled first), nothing
+// is charged and the event is acknowledged. Otherwise the gateway is
+// called; an approval or a decline is recorded in one transaction: the
+// payment row, the order's move to paid or payment_failed, the
+// payment.processed or payment.failed outbox row and the completion of the
+// lease claim (Claim.Complete). The kernel publishes the outbox row after
+// the commit. Gateway and database errors keep their retry class; a
+// missing order and a refused charge are permanent.
+func (s *Service) HandleCreated(ctx context.Context, claim *handler.Claim, eventID string, order domain.OrderCreated) ([]byte, error) {
 	log := s.logger().With("order_id", order.OrderID)
 
 	status, err := orders.Get(ctx, s.DB, order.OrderID)
@@ -136,7 +178,7 @@ func (s *Service) Handle(ctx context.Context, claim *handler.Claim, ev handler.E
 			return nil, fmt.Errorf("charge order %s: %w", order.OrderID, err)
 		}
 	}
-	return nil, s.record(ctx, claim, ev.Event.ID(), order, res)
+	return nil, s.record(ctx, claim, eventID, order, res)
 }
 
 // record writes the outcome and completes the claim in one transaction.
@@ -183,13 +225,20 @@ ON CONFLICT (idempotency_key) DO NOTHING`,
 		return fmt.Errorf("insert payment: %w", err)
 	}
 	var out []handler.Out
-	if adv.Moved {
+	switch {
+	case adv.Moved:
 		o, err := handler.Emit(ctx, Source, payload)
 		if err != nil {
 			return err
 		}
 		out = append(out, o)
-	} else {
+	case adv.From == orders.Cancelled:
+		// The API cancelled the order while the gateway was answering. Its
+		// order.cancelled event follows this one on the same ordering key
+		// and refunds the approved charge recorded here.
+		s.logger().InfoContext(ctx, "order cancelled during the charge; payment recorded for its refund, not announced",
+			"order_id", order.OrderID, "payment_status", status, "payment_id", paymentID)
+	default:
 		// Another event for this order got there first while the gateway
 		// was answering: the charge is recorded for reconciliation, the
 		// order keeps its status and no second payment event goes out.

@@ -463,6 +463,10 @@ func (f gatewayFunc) Charge(ctx context.Context, r ChargeRequest) (ChargeResult,
 	return f(ctx, r)
 }
 
+func (f gatewayFunc) Refund(context.Context, RefundRequest) (RefundResult, error) {
+	return RefundResult{}, retry.Permanentf("gatewayFunc makes no refunds")
+}
+
 func clone(m map[string]string) map[string]string {
 	out := make(map[string]string, len(m))
 	for k, v := range m {

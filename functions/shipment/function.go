@@ -33,5 +33,5 @@ var function = app.Register(app.Function{
 
 func newService(_ context.Context, d *app.Deps) (*Service, error) {
 	carriers, err := ParseCarriers(d.Env.Var(EnvCarriers)) // checked by app
-	return &Service{Carriers: carriers}, err
+	return &Service{Carriers: carriers, Logger: d.Logger}, err
 }

@@ -33,6 +33,7 @@ import (
 	"example.com/platform/shared/postgres"
 	"example.com/platform/shared/retry"
 	"example.com/platform/shared/testing/fftest"
+	"example.com/platform/shared/testing/logbuf"
 	"example.com/platform/shared/testing/pgtest"
 	"example.com/platform/shared/testing/pubsubtest"
 	"example.com/platform/shared/testing/pushtest"
@@ -113,6 +114,8 @@ VALUES ($1, 'cust-1', 'EUR', 1234, '[{"sku":"SKU-1","quantity":1,"unit_price":12
 		path = []orders.Status{orders.PaymentFailed}
 	case orders.Shipped:
 		path = []orders.Status{orders.Paid, orders.Shipped}
+	case orders.Cancelled:
+		path = []orders.Status{orders.Paid, orders.Cancelled}
 	}
 	for _, s := range path {
 		if _, err := orders.Advance(ctx, q, id, s, "seed"); err != nil {
@@ -402,6 +405,40 @@ func TestStatusGuard(t *testing.T) {
 			t.Fatalf("%d messages published", got)
 		}
 	})
+}
+
+// TestCancelledOrderIsNotShipped: the orders API cancelled the paid order
+// before its payment.processed arrived. The genuine event is acknowledged
+// (not dead-lettered), nothing ships, nothing is emitted, an INFO line
+// says why, and a redelivery is a duplicate.
+func TestCancelledOrderIsNotShipped(t *testing.T) {
+	logs := &logbuf.Buffer{}
+	e := newEnv(t, func(s *Service) {
+		s.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	orderID := seedOrder(t, e.pool, orders.Cancelled)
+	m, _ := payment(t, orderID)
+	for _, s := range shapes {
+		mustAck(t, e.url, m, s)
+	}
+	if _, ok := shipmentOf(t, e.pool, orderID); ok {
+		t.Fatal("shipment created for a cancelled order")
+	}
+	if st := status(t, e.pool, orderID); st != orders.Cancelled {
+		t.Fatalf("status %s", st)
+	}
+	if h := history(t, e.pool, orderID); h != "[paid cancelled]" {
+		t.Fatalf("history %s", h)
+	}
+	if got := len(published(e.fake, topicOut)) + len(published(e.fake, topicDLQ)); got != 0 {
+		t.Fatalf("%d messages published", got)
+	}
+	noPendingOutbox(t, e.pool)
+	out := logs.String()
+	if strings.Count(out, "order cancelled before it shipped") != 1 || !strings.Contains(out, `"level":"INFO"`) ||
+		strings.Contains(out, `"level":"WARN"`) || strings.Contains(out, `"level":"ERROR"`) || !strings.Contains(out, orderID) {
+		t.Fatalf("logs, want one INFO line for the skip (the redelivery is a duplicate):\n%s", out)
+	}
 }
 
 // TestTransientFailureThenSuccess: a transient error is retried in process;

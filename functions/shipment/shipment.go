@@ -9,6 +9,9 @@
 //	order paid                 shipment created, order shipped, event emitted; ack
 //	order already shipped      (a late or duplicate payment.processed under a new
 //	                           event id) nothing changes; ack
+//	order cancelled            (the orders API cancelled the paid order before
+//	                           it shipped) nothing is shipped or emitted; ack,
+//	                           logged at INFO
 //	duplicate delivery         the idempotency layer acks without running Ship
 //	order pending              permanent (ErrNotPaid): dead-lettered, see below
 //	order payment_failed       permanent (orders.ErrIllegalAdvance): dead-lettered
@@ -26,6 +29,15 @@
 // order later became paid through a real payment, a retried forged event
 // would be what ships it. The event goes to shipment.dlq at once, with the
 // reason, for an operator to inspect (and replay if it was genuine).
+//
+// Why a payment.processed for a cancelled order is acknowledged: the event
+// is genuine (the order was paid), the customer cancelled before it
+// shipped, and the payment function refunds the charge. Nothing is wrong,
+// so nothing is dead-lettered. orders.Advance locks the order's row, so a
+// cancellation and this shipment serialise: either the order ships first
+// and the API answers the cancellation 409, or it is cancelled first and
+// Advance fails with orders.ErrCancelled, which Ship turns into the
+// OrderCancelled outcome.
 //
 // # Derived values
 //
@@ -61,6 +73,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -141,6 +154,9 @@ type Service struct {
 	Shipments Shipments
 	// Now is the clock of DispatchedAt. Default: time.Now.
 	Now func() time.Time
+	// Logger receives the skips worth knowing about. Default:
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 // Outcome says what Ship did.
@@ -153,6 +169,9 @@ const (
 	Dispatched Outcome = iota + 1
 	// AlreadyShipped: the order was shipped before; nothing was written.
 	AlreadyShipped
+	// OrderCancelled: the order was cancelled before it shipped; nothing
+	// was written and nothing ships.
+	OrderCancelled
 )
 
 func (o Outcome) String() string {
@@ -161,6 +180,8 @@ func (o Outcome) String() string {
 		return "dispatched"
 	case AlreadyShipped:
 		return "already_shipped"
+	case OrderCancelled:
+		return "order_cancelled"
 	}
 	return fmt.Sprintf("Outcome(%d)", int(o))
 }
@@ -180,22 +201,34 @@ type Result struct {
 // commit.
 func (s *Service) Handle(ctx context.Context, tx pgx.Tx, ev handler.Event[domain.PaymentProcessed]) ([]handler.Out, error) {
 	res, err := s.Ship(ctx, tx, ev.Event.Source(), ev.Event.ID(), ev.Data)
-	if err != nil || res.Outcome != Dispatched {
+	if err != nil {
 		return nil, err
 	}
-	return []handler.Out{res.Event}, nil
+	switch res.Outcome {
+	case Dispatched:
+		return []handler.Out{res.Event}, nil
+	case OrderCancelled:
+		s.logger().InfoContext(ctx, "order cancelled before it shipped; payment.processed acknowledged, nothing shipped",
+			"order_id", ev.Data.OrderID, "payment_id", ev.Data.PaymentID, "outcome", res.Outcome.String())
+	}
+	return nil, nil
 }
 
 // Ship handles the payment.processed event (source, id) with payload p
 // inside q, which should be a transaction: on error the caller rolls it back
 // and nothing of the attempt remains. It first advances the order to shipped
-// (locking the order row, so concurrent events for one order serialise);
-// when the order moved it creates the shipment and returns shipment.dispatched
-// (ordering key: the order id; trace: a child of ctx's) for the outbox. An
-// order that was already shipped is AlreadyShipped, not an error. Errors
-// are classified (see the package documentation).
+// (locking the order row, so concurrent events for one order, and a
+// cancellation by the orders API, serialise); when the order moved it
+// creates the shipment and returns shipment.dispatched (ordering key: the
+// order id; trace: a child of ctx's) for the outbox. An order that was
+// already shipped is AlreadyShipped, one that was cancelled
+// OrderCancelled; neither is an error. Errors are classified (see the
+// package documentation).
 func (s *Service) Ship(ctx context.Context, q postgres.Querier, source, id string, p domain.PaymentProcessed) (Result, error) {
 	adv, err := s.orders().Advance(ctx, q, p.OrderID, orders.Shipped, id)
+	if errors.Is(err, orders.ErrCancelled) {
+		return Result{Outcome: OrderCancelled}, nil
+	}
 	if err != nil {
 		if errors.Is(err, orders.ErrIllegalAdvance) && adv.From == orders.Pending {
 			return Result{}, retry.Permanent(fmt.Errorf("%w: payment.processed %s for order %s that is still pending: out of order or forged: %w", ErrNotPaid, id, p.OrderID, err))
@@ -246,6 +279,13 @@ func (s *Service) Ship(ctx context.Context, q postgres.Querier, source, id strin
 		return Result{}, err
 	}
 	return Result{Outcome: Dispatched, Shipment: sh, Event: out}, nil
+}
+
+func (s *Service) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
 }
 
 func (s *Service) orders() Orders {

@@ -94,3 +94,28 @@ func TestShipDefaults(t *testing.T) {
 		t.Fatal("Outcome.String")
 	}
 }
+
+// TestShipSkipsACancelledOrder: Ship reports OrderCancelled without an
+// error for a cancelled order, and writes nothing.
+func TestShipSkipsACancelledOrder(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	for _, m := range []func(context.Context, *pgxpool.Pool) error{orders.Migrate, outbox.Migrate, function.Migrate} {
+		if err := m(ctx, pool); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, before := range []orders.Status{orders.Paid, orders.Pending} {
+		orderID := seedOrder(t, pool, before)
+		if _, err := orders.Advance(ctx, pool, orderID, orders.Cancelled, "cancel"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := (&Service{}).Ship(ctx, pool, paymentSource, uuid.NewString(), paymentPayload(orderID))
+		if err != nil || res.Outcome != OrderCancelled || res.Outcome.String() != "order_cancelled" || res.Event.Topic != "" {
+			t.Fatalf("cancelled after %s: %+v, %v", before, res, err)
+		}
+		if _, ok := shipmentOf(t, pool, orderID); ok {
+			t.Fatal("shipment written")
+		}
+	}
+}

@@ -31,7 +31,7 @@ func TestContractsAreCurrent(t *testing.T) {
 	if err := out.Check(repoRoot); err != nil {
 		t.Fatal(err)
 	}
-	for _, typ := range []string{TypeOrderCreated, TypePaymentProcessed, TypePaymentFailed, TypeShipmentDispatched} {
+	for _, typ := range []string{TypeOrderCreated, TypeOrderCancelled, TypePaymentProcessed, TypePaymentFailed, TypePaymentRefunded, TypeShipmentDispatched} {
 		if _, ok := out.Files[ContractsDir+"/"+typ+".json"]; !ok {
 			t.Errorf("no schema generated for %s", typ)
 		}

@@ -21,16 +21,23 @@ import (
 // until every consumer has moved.
 const (
 	TypeOrderCreated       = "com.example.orders.order.created.v1"
+	TypeOrderCancelled     = "com.example.orders.order.cancelled.v1"
 	TypePaymentProcessed   = "com.example.payments.payment.processed.v1"
 	TypePaymentFailed      = "com.example.payments.payment.failed.v1"
+	TypePaymentRefunded    = "com.example.payments.payment.refunded.v1"
 	TypeShipmentDispatched = "com.example.shipping.shipment.dispatched.v1"
 )
 
-// Topics of the reference domain (keys of topics.yaml).
+// Topics of the reference domain (keys of topics.yaml). TopicOrderCreated
+// carries every event of an order's lifecycle (order.created and
+// order.cancelled), keyed by the order id, so that a consumer with message
+// ordering sees them in the order they happened; its id predates the
+// cancellation and stays, because subscriptions and Terraform name it.
 const (
 	TopicOrderCreated       = "order.created"
 	TopicPaymentProcessed   = "payment.processed"
 	TopicPaymentFailed      = "payment.failed"
+	TopicPaymentRefunded    = "payment.refunded"
 	TopicShipmentDispatched = "shipment.dispatched"
 )
 
@@ -55,8 +62,10 @@ var Contracts embed.FS
 
 func init() {
 	events.Register[OrderCreated](TypeOrderCreated, TopicOrderCreated)
+	events.Register[OrderCancelled](TypeOrderCancelled, TopicOrderCreated)
 	events.Register[PaymentProcessed](TypePaymentProcessed, TopicPaymentProcessed)
 	events.Register[PaymentFailed](TypePaymentFailed, TopicPaymentFailed)
+	events.Register[PaymentRefunded](TypePaymentRefunded, TopicPaymentRefunded)
 	events.Register[ShipmentDispatched](TypeShipmentDispatched, TopicShipmentDispatched)
 	// Every consumer validates incoming data against the committed schema
 	// of its version before decoding it. A type whose schema is not

@@ -31,12 +31,14 @@ func validOrderCreated() OrderCreated {
 
 // validPayloads returns one valid payload of every domain type, in the
 // order OrderCreated, PaymentProcessed, PaymentFailed, ShipmentDispatched,
-// all about orderID at t0.
+// OrderCancelled, PaymentRefunded, all about orderID at t0.
 func validPayloads() []events.Payload {
 	return []events.Payload{
 		validOrderCreated(),
 		PaymentProcessed{OrderID: orderID, PaymentID: paymentID, Amount: 3499, Currency: "EUR", GatewayReference: "gw_123", ProcessedAt: t0},
 		PaymentFailed{OrderID: orderID, Reason: "card_declined", DeclineCode: "insufficient_funds", Amount: 3499, Currency: "EUR", FailedAt: t0},
 		ShipmentDispatched{OrderID: orderID, ShipmentID: shipmentID, Carrier: "DHL", TrackingNumber: "JD0123456789", DispatchedAt: t0},
+		OrderCancelled{OrderID: orderID, Reason: "changed my mind", PreviousStatus: "paid", CancelledAt: t0},
+		PaymentRefunded{OrderID: orderID, PaymentID: paymentID, RefundReference: "rf_123", Amount: 3499, Currency: "EUR", RefundedAt: t0},
 	}
 }

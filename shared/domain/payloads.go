@@ -59,6 +59,17 @@ func (c *checker) text(field, v string, max int) {
 	}
 }
 
+// optionalText checks v like text when it is set.
+func (c *checker) optionalText(field, v string, max int) {
+	switch {
+	case v == "":
+	case len(v) > max:
+		c.addf(field, "must be at most %d bytes, got %d", max, len(v))
+	case !utf8.ValidString(v):
+		c.addf(field, "must be valid UTF-8")
+	}
+}
+
 func (c *checker) money(field string, amount int64, currency string) {
 	if amount < 0 {
 		c.addf(field, "must be >= 0 minor units, got %d", amount)
@@ -154,6 +165,44 @@ func (p OrderCreated) Validate() error {
 	return c.err()
 }
 
+// OrderCancelled: the orders API cancelled an order (at the customer's or
+// an operator's request) before it shipped. Type
+// com.example.orders.order.cancelled.v1 on topic order.created, with the
+// order's other lifecycle events and the same ordering key, so that it is
+// never delivered before the order.created of its order. A consumer that
+// acted on the order undoes what it can: the payment function refunds an
+// approved charge.
+type OrderCancelled struct {
+	OrderID string `json:"order_id"`
+	// Reason is the free text given with the cancellation, if any (at
+	// most 1024 bytes of UTF-8, MaxReasonBytes).
+	Reason string `json:"reason,omitempty"`
+	// PreviousStatus is the status the order was in when it was
+	// cancelled: pending, paid or payment_failed.
+	PreviousStatus string    `json:"previous_status"`
+	CancelledAt    time.Time `json:"cancelled_at"`
+}
+
+// EventType implements Payload.
+func (OrderCancelled) EventType() string { return TypeOrderCancelled }
+
+// AggregateID implements Payload: the order id.
+func (p OrderCancelled) AggregateID() string { return p.OrderID }
+
+// OccurredAt implements Payload.
+func (p OrderCancelled) OccurredAt() time.Time { return p.CancelledAt }
+
+// Validate checks the id, the optional reason, the previous status and the
+// timestamp.
+func (p OrderCancelled) Validate() error {
+	c := checker{payload: "OrderCancelled"}
+	c.uuid("order_id", p.OrderID)
+	c.optionalText("reason", p.Reason, MaxReasonBytes)
+	c.text("previous_status", p.PreviousStatus, MaxTextLength)
+	c.time("cancelled_at", p.CancelledAt)
+	return c.err()
+}
+
 // PaymentProcessed: a payment for an order was captured. Type
 // com.example.payments.payment.processed.v1 on topic payment.processed.
 type PaymentProcessed struct {
@@ -220,6 +269,41 @@ func (p PaymentFailed) Validate() error {
 	}
 	c.money("amount", p.Amount, p.Currency)
 	c.time("failed_at", p.FailedAt)
+	return c.err()
+}
+
+// PaymentRefunded: the payment of a cancelled order was refunded through
+// the payment gateway. Type com.example.payments.payment.refunded.v1 on
+// topic payment.refunded.
+type PaymentRefunded struct {
+	OrderID string `json:"order_id"`
+	// PaymentID is the refunded payment (PaymentProcessed.PaymentID).
+	PaymentID string `json:"payment_id"`
+	// RefundReference is the payment gateway's id for the refund.
+	RefundReference string `json:"refund_reference"`
+	// Amount refunded, in minor units of Currency.
+	Amount     int64     `json:"amount"`
+	Currency   string    `json:"currency"`
+	RefundedAt time.Time `json:"refunded_at"`
+}
+
+// EventType implements Payload.
+func (PaymentRefunded) EventType() string { return TypePaymentRefunded }
+
+// AggregateID implements Payload: the order id.
+func (p PaymentRefunded) AggregateID() string { return p.OrderID }
+
+// OccurredAt implements Payload.
+func (p PaymentRefunded) OccurredAt() time.Time { return p.RefundedAt }
+
+// Validate checks ids, the refund reference, money and the timestamp.
+func (p PaymentRefunded) Validate() error {
+	c := checker{payload: "PaymentRefunded"}
+	c.uuid("order_id", p.OrderID)
+	c.uuid("payment_id", p.PaymentID)
+	c.text("refund_reference", p.RefundReference, MaxTextLength)
+	c.money("amount", p.Amount, p.Currency)
+	c.time("refunded_at", p.RefundedAt)
 	return c.err()
 }
 

@@ -34,6 +34,16 @@ func TestPayloadValidation(t *testing.T) {
 		f(&p)
 		return p
 	}
+	oc2 := func(f func(*OrderCancelled)) events.Payload {
+		p := validPayloads()[4].(OrderCancelled)
+		f(&p)
+		return p
+	}
+	pr := func(f func(*PaymentRefunded)) events.Payload {
+		p := validPayloads()[5].(PaymentRefunded)
+		f(&p)
+		return p
+	}
 	tests := []struct {
 		name string
 		p    events.Payload
@@ -95,6 +105,20 @@ func TestPayloadValidation(t *testing.T) {
 		{"missing carrier", sd(func(p *ShipmentDispatched) { p.Carrier = "" }), "carrier: is required"},
 		{"missing tracking", sd(func(p *ShipmentDispatched) { p.TrackingNumber = "" }), "tracking_number: is required"},
 		{"zero dispatched_at", sd(func(p *ShipmentDispatched) { p.DispatchedAt = time.Time{} }), "dispatched_at: is required"},
+
+		{"cancelled order id missing", oc2(func(p *OrderCancelled) { p.OrderID = "" }), "invalid OrderCancelled: order_id: is required"},
+		{"long cancel reason", oc2(func(p *OrderCancelled) { p.Reason = strings.Repeat("r", MaxReasonBytes+1) }),
+			"reason: must be at most 1024 bytes, got 1025"},
+		{"cancel reason not UTF-8", oc2(func(p *OrderCancelled) { p.Reason = "no\xff" }), "reason: must be valid UTF-8"},
+		{"missing previous status", oc2(func(p *OrderCancelled) { p.PreviousStatus = "" }), "previous_status: is required"},
+		{"zero cancelled_at", oc2(func(p *OrderCancelled) { p.CancelledAt = time.Time{} }), "cancelled_at: is required"},
+
+		{"refund payment id not UUID", pr(func(p *PaymentRefunded) { p.PaymentID = "pay-1" }),
+			`invalid PaymentRefunded: payment_id: must be a non-nil UUID in canonical form, got "pay-1"`},
+		{"missing refund reference", pr(func(p *PaymentRefunded) { p.RefundReference = " " }), "refund_reference: is required"},
+		{"negative refund", pr(func(p *PaymentRefunded) { p.Amount = -1 }), "amount: must be >= 0 minor units, got -1"},
+		{"refund currency", pr(func(p *PaymentRefunded) { p.Currency = "" }), "currency: is required"},
+		{"zero refunded_at", pr(func(p *PaymentRefunded) { p.RefundedAt = time.Time{} }), "refunded_at: is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,6 +132,13 @@ func TestPayloadValidation(t *testing.T) {
 
 func TestDeclineIsValidWithZeroAmountAndNoCode(t *testing.T) {
 	p := PaymentFailed{OrderID: orderID, Reason: "card_declined", Currency: "JPY", FailedAt: t0}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCancellationWithoutReasonIsValid(t *testing.T) {
+	p := OrderCancelled{OrderID: orderID, PreviousStatus: "pending", CancelledAt: t0}
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -23,8 +23,10 @@ import (
 // the repository root lists it.
 var wantTopics = map[string]string{
 	"com.example.orders.order.created.v1":         "order.created",
+	"com.example.orders.order.cancelled.v1":       "order.created",
 	"com.example.payments.payment.processed.v1":   "payment.processed",
 	"com.example.payments.payment.failed.v1":      "payment.failed",
+	"com.example.payments.payment.refunded.v1":    "payment.refunded",
 	"com.example.shipping.shipment.dispatched.v1": "shipment.dispatched",
 }
 

@@ -4,7 +4,7 @@
 // every request, to approve, decline, fail with a status code, hang until
 // the caller gives up, charge and then hang (the response is lost), or to
 // answer slowly, and it counts what it did so tests can assert that a
-// payment was charged exactly once.
+// payment was charged, or refunded, exactly once.
 //
 // # Contract
 //
@@ -20,6 +20,19 @@
 //	    {"error":"…"}
 //	5xx / 429 (Behavior.Status): {"error":"…"}
 //
+//	POST /v1/refunds
+//	Content-Type: application/json
+//	Idempotency-Key: <key>                 required
+//	Authorization: Bearer <api key>        checked only when Config.APIKey is set
+//	{"charge_reference":"gw_…","amount":1000,"currency":"EUR","order_id":"…"}
+//
+//	200 {"status":"refunded","reference":"rf_…"}
+//	404 no approved charge has that reference: {"error":"…"}
+//	400 invalid request, or an amount larger than what is left of the
+//	    charge (or another currency or order than the charge's), 401 bad
+//	    API key, 422 key reused with another body: {"error":"…"}
+//	5xx / 429 (Behavior.Status): {"error":"…"}
+//
 // A charge is the first approve or decline answered for an Idempotency-Key.
 // Every later request with the same key and the same body gets the same
 // answer (status code and body) without charging again, whatever the
@@ -27,6 +40,14 @@
 // Failures (fail, hang, the delay of a slow answer) happen before the key
 // is looked at, like an outage in front of a real gateway, and record
 // nothing.
+//
+// A refund is the first 200 answered for an Idempotency-Key of
+// /v1/refunds (refund keys are separate from charge keys): later requests
+// with the same key and body get the same answer without refunding again,
+// even when the charge is fully refunded by then; another body is a 422.
+// Rules apply to refunds as to charges (matched by the refund's order id
+// and the charge's customer), except that a decline rule refunds: a refund
+// is never declined. ApproveThenHang refunds and then hangs.
 //
 // # Control
 //
@@ -39,6 +60,7 @@
 //	DELETE /_fake/behavior?scope=customer&id=…
 //	GET    /_fake/stats      Stats
 //	GET    /_fake/charges    []Charge
+//	GET    /_fake/refunds    []Refund
 //	POST   /_fake/reset      forget behaviours, charges and counters
 //	GET    /healthz          200 while serving (readiness of the local stack)
 //
@@ -66,9 +88,11 @@ import (
 // Paths of the contract and of the control endpoints.
 const (
 	ChargesPath  = "/v1/charges"
+	RefundsPath  = "/v1/refunds"
 	BehaviorPath = "/_fake/behavior"
 	StatsPath    = "/_fake/stats"
 	ChargesList  = "/_fake/charges"
+	RefundsList  = "/_fake/refunds"
 	ResetPath    = "/_fake/reset"
 	HealthPath   = "/healthz"
 )
@@ -80,6 +104,7 @@ const IdempotencyKeyHeader = "Idempotency-Key"
 const (
 	StatusApproved = "approved"
 	StatusDeclined = "declined"
+	StatusRefunded = "refunded"
 )
 
 // DefaultDeclineCode is the decline code of a decline behaviour without one.
@@ -217,10 +242,34 @@ type Charge struct {
 	At time.Time `json:"at"`
 }
 
+// RefundRequest is the body of POST /v1/refunds.
+type RefundRequest struct {
+	// ChargeReference is the reference of the approved charge to refund.
+	ChargeReference string `json:"charge_reference"`
+	Amount          int64  `json:"amount"`
+	Currency        string `json:"currency"`
+	OrderID         string `json:"order_id"`
+}
+
+// RefundResponse is the body of a refund's 200 answer.
+type RefundResponse struct {
+	Status    string `json:"status"`
+	Reference string `json:"reference"`
+}
+
+// Refund is one refund the gateway executed.
+type Refund struct {
+	Key string `json:"idempotency_key"`
+	RefundRequest
+	RefundResponse
+	At time.Time `json:"at"`
+}
+
 // KeyStats counts the requests of one Idempotency-Key.
 type KeyStats struct {
 	Requests int `json:"requests"`
 	Charges  int `json:"charges"`
+	Refunds  int `json:"refunds"`
 }
 
 // Stats counts what the gateway did since it started or was reset.
@@ -233,12 +282,21 @@ type Stats struct {
 	Declined int `json:"declined"`
 	// Replayed requests were answered from an earlier charge of their key.
 	Replayed int `json:"replayed"`
-	// Failed requests were answered with the Fail status.
+	// RefundRequests is every POST /v1/refunds, valid or not.
+	RefundRequests int `json:"refund_requests"`
+	// Refunds executed.
+	Refunds int `json:"refunds"`
+	// RefundsReplayed refund requests were answered from an earlier refund
+	// of their key.
+	RefundsReplayed int `json:"refunds_replayed"`
+	// Failed requests (of either endpoint) were answered with the Fail
+	// status.
 	Failed int `json:"failed"`
-	// TimedOut requests ended because the caller gave up (hang, slow or
-	// held) before an answer.
+	// TimedOut requests (of either endpoint) ended because the caller gave
+	// up (hang, slow or held) before an answer.
 	TimedOut int `json:"timed_out"`
-	// Rejected requests were answered 400, 401 or 422.
+	// Rejected requests (of either endpoint) were answered 400, 401, 404 or
+	// 422.
 	Rejected int `json:"rejected"`
 	// Keys counts requests and charges per Idempotency-Key.
 	Keys map[string]KeyStats `json:"keys"`
@@ -251,7 +309,7 @@ type Config struct {
 	APIKey string
 	// Default is the behaviour when no rule matches (default Approve).
 	Default Behavior
-	// Now is the clock of Charge.At. Default time.Now.
+	// Now is the clock of Charge.At and Refund.At. Default time.Now.
 	Now func() time.Time
 }
 
@@ -266,6 +324,12 @@ type record struct {
 	body   []byte
 }
 
+// balance is what is left to refund of an approved charge.
+type balance struct {
+	charge   Charge
+	refunded int64
+}
+
 // Gateway is the fake gateway; it is an http.Handler.
 type Gateway struct {
 	cfg Config
@@ -274,8 +338,11 @@ type Gateway struct {
 	def       *rule
 	customers map[string]*rule
 	orders    map[string]*rule
-	records   map[string]*record
+	records   map[string]*record // charges by Idempotency-Key
 	charges   []Charge
+	balances  map[string]*balance // approved charges by reference
+	refundRec map[string]*record  // refunds by Idempotency-Key
+	refunds   []Refund
 	stats     Stats
 	hold      chan struct{} // non-nil while held; closed on release
 	changed   chan struct{} // closed and replaced whenever counters change
@@ -305,6 +372,9 @@ func (g *Gateway) resetLocked() {
 	g.orders = map[string]*rule{}
 	g.records = map[string]*record{}
 	g.charges = nil
+	g.balances = map[string]*balance{}
+	g.refundRec = map[string]*record{}
+	g.refunds = nil
 	g.stats = Stats{Keys: map[string]KeyStats{}}
 	if g.changed != nil {
 		close(g.changed)
@@ -377,7 +447,7 @@ func (g *Gateway) Clear(scope, id string) error {
 	return nil
 }
 
-// Reset forgets every rule, charge and counter (not the Config).
+// Reset forgets every rule, charge, refund and counter (not the Config).
 func (g *Gateway) Reset() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -387,7 +457,7 @@ func (g *Gateway) Reset() {
 	}
 }
 
-// Hold makes every charge request that arrives from now on wait, after it
+// Hold makes every charge or refund request that arrives from now on wait, after it
 // was counted and before anything else, until release is called (or the
 // caller gives up). Tests use it to keep a charge in flight while they send
 // duplicates. release is idempotent.
@@ -448,6 +518,31 @@ func (g *Gateway) Charges() []Charge {
 	return append([]Charge(nil), g.charges...)
 }
 
+// RefundsFor returns how many refunds were executed for key (0 or 1).
+func (g *Gateway) RefundsFor(key string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.stats.Keys[key].Refunds
+}
+
+// Refunds returns the executed refunds, oldest first.
+func (g *Gateway) Refunds() []Refund {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]Refund(nil), g.refunds...)
+}
+
+// RefundedFor returns the amount refunded so far of the approved charge
+// with reference ref.
+func (g *Gateway) RefundedFor(ref string) int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if b, ok := g.balances[ref]; ok {
+		return b.refunded
+	}
+	return 0
+}
+
 // WaitRequests blocks until at least n charge requests have arrived since
 // the start or the last Reset, or ctx ends.
 func (g *Gateway) WaitRequests(ctx context.Context, n int) error {
@@ -494,8 +589,9 @@ func (g *Gateway) countKey(s *Stats, key string, f func(k *KeyStats)) {
 	s.Keys[key] = k
 }
 
-// resolve picks the behaviour for req, consuming one use of a limited rule.
-func (g *Gateway) resolve(req ChargeRequest) Behavior {
+// resolve picks the behaviour for a request about order orderID of
+// customer customerID, consuming one use of a limited rule.
+func (g *Gateway) resolve(orderID, customerID string) Behavior {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	take := func(r *rule, drop func()) (Behavior, bool) {
@@ -510,10 +606,10 @@ func (g *Gateway) resolve(req ChargeRequest) Behavior {
 		}
 		return r.b, true
 	}
-	if b, ok := take(g.orders[req.OrderID], func() { delete(g.orders, req.OrderID) }); ok {
+	if b, ok := take(g.orders[orderID], func() { delete(g.orders, orderID) }); ok {
 		return b
 	}
-	if b, ok := take(g.customers[req.CustomerID], func() { delete(g.customers, req.CustomerID) }); ok {
+	if b, ok := take(g.customers[customerID], func() { delete(g.customers, customerID) }); ok {
 		return b
 	}
 	if b, ok := take(g.def, func() { g.def = nil }); ok {
@@ -532,6 +628,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		g.serveCharge(w, r)
+	case r.URL.Path == RefundsPath:
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			writeError(w, http.StatusMethodNotAllowed, "use POST")
+			return
+		}
+		g.serveRefund(w, r)
 	case strings.HasPrefix(r.URL.Path, "/_fake/"):
 		g.serveControl(w, r)
 	case r.URL.Path == HealthPath:
@@ -544,45 +647,94 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 const maxBody = 64 << 10
 
 func (g *Gateway) serveCharge(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
 	key := r.Header.Get(IdempotencyKeyHeader)
 	g.count(func(s *Stats) {
 		s.Requests++
 		g.countKey(s, key, func(k *KeyStats) { k.Requests++ })
 	})
-	reject := func(status int, msg string) {
-		g.count(func(s *Stats) { s.Rejected++ })
-		writeError(w, status, msg)
-	}
-	if g.cfg.APIKey != "" && r.Header.Get("Authorization") != "Bearer "+g.cfg.APIKey {
-		reject(http.StatusUnauthorized, "missing or wrong API key")
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
-		reject(http.StatusBadRequest, "read body: "+err.Error())
-		return
-	}
 	var req ChargeRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if len(body) > maxBody {
-		reject(http.StatusRequestEntityTooLarge, "body too large")
-		return
-	}
-	if err := dec.Decode(&req); err != nil {
-		reject(http.StatusBadRequest, "decode charge: "+err.Error())
+	body, ok := g.readRequest(w, r, &req, "charge")
+	if !ok {
 		return
 	}
 	if msg := validate(req, key); msg != "" {
-		reject(http.StatusBadRequest, msg)
+		g.reject(w, http.StatusBadRequest, msg)
 		return
 	}
+	b := g.resolve(req.OrderID, req.CustomerID)
+	if !g.behave(w, r, b) {
+		return
+	}
+	status, resp, ok := g.charge(key, body, req, b)
+	if !ok {
+		g.reject(w, http.StatusUnprocessableEntity, "idempotency key reused with a different request")
+		return
+	}
+	g.answer(w, r, b, status, resp)
+}
 
-	b := g.resolve(req)
+func (g *Gateway) serveRefund(w http.ResponseWriter, r *http.Request) {
+	key := r.Header.Get(IdempotencyKeyHeader)
+	g.count(func(s *Stats) {
+		s.RefundRequests++
+		g.countKey(s, key, func(k *KeyStats) { k.Requests++ })
+	})
+	var req RefundRequest
+	if _, ok := g.readRequest(w, r, &req, "refund"); !ok {
+		return
+	}
+	if msg := validateRefund(req, key); msg != "" {
+		g.reject(w, http.StatusBadRequest, msg)
+		return
+	}
+	b := g.resolve(req.OrderID, g.customerOf(req.ChargeReference))
+	if !g.behave(w, r, b) {
+		return
+	}
+	status, resp := g.refund(key, req)
+	if status != http.StatusOK {
+		g.count(func(s *Stats) { s.Rejected++ })
+	}
+	g.answer(w, r, b, status, resp)
+}
+
+// readRequest checks the API key, reads the body and decodes it strictly
+// into v, answering the request when that fails.
+func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request, v any, what string) ([]byte, bool) {
+	if g.cfg.APIKey != "" && r.Header.Get("Authorization") != "Bearer "+g.cfg.APIKey {
+		g.reject(w, http.StatusUnauthorized, "missing or wrong API key")
+		return nil, false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		g.reject(w, http.StatusBadRequest, "read body: "+err.Error())
+		return nil, false
+	}
+	if len(body) > maxBody {
+		g.reject(w, http.StatusRequestEntityTooLarge, "body too large")
+		return nil, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		g.reject(w, http.StatusBadRequest, "decode "+what+": "+err.Error())
+		return nil, false
+	}
+	return body, true
+}
+
+func (g *Gateway) reject(w http.ResponseWriter, status int, msg string) {
+	g.count(func(s *Stats) { s.Rejected++ })
+	writeError(w, status, msg)
+}
+
+// behave applies the failures of b (delay, fail, hang) and reports whether
+// the request goes on to be executed.
+func (g *Gateway) behave(w http.ResponseWriter, r *http.Request, b Behavior) bool {
+	ctx := r.Context()
 	if !g.wait(ctx, b.Delay) {
 		g.gaveUp(w)
-		return
+		return false
 	}
 	switch b.Mode {
 	case Fail:
@@ -592,20 +744,19 @@ func (g *Gateway) serveCharge(w http.ResponseWriter, r *http.Request) {
 		}
 		g.count(func(s *Stats) { s.Failed++ })
 		writeError(w, status, "gateway unavailable (fake)")
-		return
+		return false
 	case Hang:
 		g.wait(ctx, -1)
 		g.gaveUp(w)
-		return
+		return false
 	}
+	return true
+}
 
-	status, resp, ok := g.charge(key, body, req, b)
-	if !ok {
-		reject(http.StatusUnprocessableEntity, "idempotency key reused with a different request")
-		return
-	}
+// answer sends an executed request's answer, or loses it (ApproveThenHang).
+func (g *Gateway) answer(w http.ResponseWriter, r *http.Request, b Behavior, status int, resp []byte) {
 	if b.Mode == ApproveThenHang {
-		g.wait(ctx, -1)
+		g.wait(r.Context(), -1)
 		g.gaveUp(w)
 		return
 	}
@@ -698,13 +849,71 @@ func (g *Gateway) charge(key string, body []byte, req ChargeRequest, b Behavior)
 	g.countKey(&g.stats, key, func(k *KeyStats) { k.Charges++ })
 	out, _ := json.Marshal(resp)
 	g.records[key] = &record{hash: hash, status: status, body: out}
-	g.charges = append(g.charges, Charge{Key: key, ChargeRequest: req, ChargeResponse: resp, At: g.cfg.Now().UTC()})
+	c := Charge{Key: key, ChargeRequest: req, ChargeResponse: resp, At: g.cfg.Now().UTC()}
+	g.charges = append(g.charges, c)
+	if resp.Status == StatusApproved {
+		g.balances[resp.Reference] = &balance{charge: c}
+	}
 	return status, out, true
+}
+
+// customerOf is the customer of the approved charge with reference ref
+// ("" when there is none).
+func (g *Gateway) customerOf(ref string) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if b, ok := g.balances[ref]; ok {
+		return b.charge.CustomerID
+	}
+	return ""
+}
+
+// refund executes a new refund for key or replays the recorded one. A
+// request that cannot be executed (unknown charge, too large, key reused
+// with another body) is answered with an error and records nothing.
+func (g *Gateway) refund(key string, req RefundRequest) (int, []byte) {
+	hash := sha256.Sum256(canonical(req))
+	g.mu.Lock()
+	defer func() {
+		close(g.changed)
+		g.changed = make(chan struct{})
+		g.mu.Unlock()
+	}()
+	if rec, ok := g.refundRec[key]; ok {
+		if rec.hash != hash {
+			return errorBody(http.StatusUnprocessableEntity, "idempotency key reused with a different request")
+		}
+		g.stats.RefundsReplayed++
+		return rec.status, rec.body
+	}
+	bal, ok := g.balances[req.ChargeReference]
+	switch {
+	case !ok:
+		return errorBody(http.StatusNotFound, "no approved charge with reference "+req.ChargeReference)
+	case req.Currency != bal.charge.Currency || req.OrderID != bal.charge.OrderID:
+		return errorBody(http.StatusBadRequest, "currency and order_id must be the charge's")
+	case req.Amount > bal.charge.Amount-bal.refunded:
+		return errorBody(http.StatusBadRequest, fmt.Sprintf("amount %d exceeds what is left of the charge (%d of %d)",
+			req.Amount, bal.charge.Amount-bal.refunded, bal.charge.Amount))
+	}
+	bal.refunded += req.Amount
+	resp := RefundResponse{Status: StatusRefunded, Reference: "rf_" + randomHex(12)}
+	out, _ := json.Marshal(resp)
+	g.refundRec[key] = &record{hash: hash, status: http.StatusOK, body: out}
+	g.refunds = append(g.refunds, Refund{Key: key, RefundRequest: req, RefundResponse: resp, At: g.cfg.Now().UTC()})
+	g.stats.Refunds++
+	g.countKey(&g.stats, key, func(k *KeyStats) { k.Refunds++ })
+	return http.StatusOK, out
+}
+
+func errorBody(status int, msg string) (int, []byte) {
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	return status, append(b, '\n')
 }
 
 // canonical is the request re-encoded, so formatting differences of the
 // same request do not count as a different body.
-func canonical(req ChargeRequest) []byte {
+func canonical(req any) []byte {
 	b, _ := json.Marshal(req)
 	return b
 }
@@ -719,6 +928,26 @@ func validate(req ChargeRequest, key string) string {
 	}
 	if req.CustomerID == "" {
 		probs = append(probs, "customer_id is required")
+	}
+	if req.Amount <= 0 {
+		probs = append(probs, "amount must be positive")
+	}
+	if len(req.Currency) != 3 || strings.ToUpper(req.Currency) != req.Currency {
+		probs = append(probs, "currency must be a three-letter upper-case code")
+	}
+	return strings.Join(probs, "; ")
+}
+
+func validateRefund(req RefundRequest, key string) string {
+	var probs []string
+	if key == "" {
+		probs = append(probs, "Idempotency-Key header is required")
+	}
+	if req.ChargeReference == "" {
+		probs = append(probs, "charge_reference is required")
+	}
+	if req.OrderID == "" {
+		probs = append(probs, "order_id is required")
 	}
 	if req.Amount <= 0 {
 		probs = append(probs, "amount must be positive")
@@ -833,6 +1062,12 @@ func (g *Gateway) serveControl(w http.ResponseWriter, r *http.Request) {
 			c = []Charge{}
 		}
 		writeJSON(w, c)
+	case r.URL.Path == RefundsList && r.Method == http.MethodGet:
+		rf := g.Refunds()
+		if rf == nil {
+			rf = []Refund{}
+		}
+		writeJSON(w, rf)
 	case r.URL.Path == ResetPath && r.Method == http.MethodPost:
 		g.Reset()
 		w.WriteHeader(http.StatusNoContent)

@@ -4,10 +4,21 @@
 //	pending ──► paid ──► shipped
 //	   └──────► payment_failed
 //
+//	pending, paid, payment_failed ──► cancelled
+//
 // Status only moves forward. An event that arrives late or twice (a
 // redelivered payment.processed after the order shipped) finds the order
 // already at or past its target and changes nothing; Advance reports that
 // instead of failing, so the event is acknowledged.
+//
+// Cancelled is terminal and is entered from pending, paid or
+// payment_failed, never from shipped. Once an order is cancelled, no other
+// status can be entered: Advance fails with ErrCancelled (which also
+// matches ErrIllegalAdvance), and callers that may legitimately meet a
+// cancelled order (the shipment of a payment that raced the cancellation)
+// treat it as a reason to skip, not as an error. Every change locks the
+// order's row, so a cancellation and a shipment of one order serialise:
+// exactly one of them wins.
 package orders
 
 import (
@@ -33,16 +44,20 @@ const (
 	Paid          Status = "paid"
 	PaymentFailed Status = "payment_failed"
 	Shipped       Status = "shipped"
+	Cancelled     Status = "cancelled"
 )
 
 // rank orders statuses along the machine; terminal siblings share a rank.
-var rank = map[Status]int{Pending: 0, Paid: 1, PaymentFailed: 1, Shipped: 2}
+// Cancelled ranks last so that no status counts as "past" it: moving a
+// shipped order to cancelled is illegal, not late.
+var rank = map[Status]int{Pending: 0, Paid: 1, PaymentFailed: 1, Shipped: 2, Cancelled: 3}
 
 // from lists the statuses each status may be entered from.
 var from = map[Status][]Status{
 	Paid:          {Pending},
 	PaymentFailed: {Pending},
 	Shipped:       {Paid},
+	Cancelled:     {Pending, Paid, PaymentFailed},
 }
 
 // Errors of Advance.
@@ -50,6 +65,9 @@ var (
 	ErrNotFound       = errors.New("order not found")
 	ErrInvalidStatus  = errors.New("invalid order status")
 	ErrIllegalAdvance = errors.New("illegal status change")
+	// ErrCancelled: the order is cancelled and cannot enter another
+	// status. Advance wraps it together with ErrIllegalAdvance.
+	ErrCancelled = errors.New("order is cancelled")
 )
 
 // Valid reports whether s is a known status.
@@ -73,10 +91,13 @@ type Result struct {
 
 // Advance moves order id to status to inside q (typically the handler's
 // transaction), recording the change in order_status_history with eventID.
-// When the order is already at to, or past it (a late or duplicate event),
-// nothing changes and Moved is false. A change the machine forbids that is
-// not explained by lateness (payment_failed -> shipped) is a permanent
-// ErrIllegalAdvance; a missing order is a permanent ErrNotFound, because an
+// It locks the order's row until q's transaction ends. When the order is
+// already at to, or past it (a late or duplicate event), nothing changes
+// and Moved is false. A change the machine forbids that is not explained by
+// lateness (payment_failed -> shipped, shipped -> cancelled) is a permanent
+// ErrIllegalAdvance; leaving a cancelled order is a permanent error
+// matching both ErrIllegalAdvance and ErrCancelled. Result.From is set on
+// these errors too. A missing order is a permanent ErrNotFound, because an
 // order is committed in the same transaction as the event announcing it.
 func Advance(ctx context.Context, q postgres.Querier, id string, to Status, eventID string) (Result, error) {
 	if !to.Valid() || to == Pending {
@@ -101,11 +122,21 @@ SELECT status FROM cur`, id, string(to), statusStrings(from[to]), eventID).Scan(
 	if err != nil {
 		return Result{}, fmt.Errorf("advance order %s to %s: %w", id, to, err)
 	}
-	if CanMove(prev, to) {
+	return verdict(id, prev, to)
+}
+
+// verdict is Advance's answer for an order that was in prev, asked to
+// become to.
+func verdict(id string, prev, to Status) (Result, error) {
+	switch {
+	case CanMove(prev, to):
 		return Result{Moved: true, From: prev}, nil
-	}
-	if prev == to || rank[prev] > rank[to] {
-		return Result{From: prev}, nil // late or duplicate: nothing to do
+	case prev == to:
+		return Result{From: prev}, nil // duplicate: nothing to do
+	case prev == Cancelled:
+		return Result{From: prev}, retry.Permanent(fmt.Errorf("%w: %w: order %s cannot become %s", ErrIllegalAdvance, ErrCancelled, id, to))
+	case rank[prev] > rank[to]:
+		return Result{From: prev}, nil // late: nothing to do
 	}
 	return Result{From: prev}, retry.Permanent(fmt.Errorf("%w: order %s is %s, cannot become %s", ErrIllegalAdvance, id, prev, to))
 }

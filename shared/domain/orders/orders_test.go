@@ -40,6 +40,9 @@ func TestCanMove(t *testing.T) {
 		{orders.Pending, orders.Paid, true}, {orders.Pending, orders.PaymentFailed, true}, {orders.Paid, orders.Shipped, true},
 		{orders.Pending, orders.Shipped, false}, {orders.Shipped, orders.Paid, false}, {orders.PaymentFailed, orders.Paid, false},
 		{orders.Paid, orders.Pending, false}, {orders.PaymentFailed, orders.Shipped, false},
+		{orders.Pending, orders.Cancelled, true}, {orders.Paid, orders.Cancelled, true}, {orders.PaymentFailed, orders.Cancelled, true},
+		{orders.Shipped, orders.Cancelled, false}, {orders.Cancelled, orders.Cancelled, false},
+		{orders.Cancelled, orders.Paid, false}, {orders.Cancelled, orders.Shipped, false}, {orders.Cancelled, orders.Pending, false},
 	} {
 		if got := orders.CanMove(c.a, c.b); got != c.ok {
 			t.Errorf("CanMove(%s, %s) = %v", c.a, c.b, got)
@@ -134,5 +137,122 @@ func TestConcurrentAdvanceMovesOnce(t *testing.T) {
 	}
 	if h, _ := orders.History(ctx, pool, id); len(h) != 1 {
 		t.Fatalf("history %v", h)
+	}
+}
+
+// TestCancel walks every status an order can be cancelled from, and
+// checks that a cancelled order stays cancelled: a second cancellation is a
+// no-op, every other status fails with ErrCancelled (also an illegal
+// advance), and the row's CHECK constraint accepts the status.
+func TestCancel(t *testing.T) {
+	ctx := context.Background()
+	for _, before := range [][]orders.Status{nil, {orders.Paid}, {orders.PaymentFailed}} {
+		pool, id := setup(t)
+		for _, s := range before {
+			if _, err := orders.Advance(ctx, pool, id, s, "e"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := orders.Advance(ctx, pool, id, orders.Cancelled, "cancel")
+		want := orders.Pending
+		if len(before) > 0 {
+			want = before[0]
+		}
+		if err != nil || !res.Moved || res.From != want {
+			t.Fatalf("cancel from %s: %+v, %v", want, res, err)
+		}
+		if res, err := orders.Advance(ctx, pool, id, orders.Cancelled, "cancel"); err != nil || res.Moved || res.From != orders.Cancelled {
+			t.Fatalf("second cancel: %+v, %v", res, err)
+		}
+		for _, to := range []orders.Status{orders.Paid, orders.PaymentFailed, orders.Shipped} {
+			res, err := orders.Advance(ctx, pool, id, to, "late")
+			if !errors.Is(err, orders.ErrCancelled) || !errors.Is(err, orders.ErrIllegalAdvance) || !retry.IsPermanent(err) ||
+				res.Moved || res.From != orders.Cancelled {
+				t.Fatalf("%s after cancel: %+v, %v", to, res, err)
+			}
+		}
+		if st, _ := orders.Get(ctx, pool, id); st != orders.Cancelled {
+			t.Fatalf("status %s", st)
+		}
+		h, err := orders.History(ctx, pool, id)
+		if err != nil || !slices.Equal(h, append(slices.Clone(before), orders.Cancelled)) {
+			t.Fatalf("history %v err %v", h, err)
+		}
+	}
+}
+
+// TestShippedOrderCannotBeCancelled: shipped -> cancelled is illegal, not
+// late; the error is not ErrCancelled and the order stays shipped.
+func TestShippedOrderCannotBeCancelled(t *testing.T) {
+	ctx := context.Background()
+	pool, id := setup(t)
+	for _, s := range []orders.Status{orders.Paid, orders.Shipped} {
+		if _, err := orders.Advance(ctx, pool, id, s, "e"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := orders.Advance(ctx, pool, id, orders.Cancelled, "cancel")
+	if !errors.Is(err, orders.ErrIllegalAdvance) || errors.Is(err, orders.ErrCancelled) || res.From != orders.Shipped || res.Moved {
+		t.Fatalf("cancel a shipped order: %+v, %v", res, err)
+	}
+	if st, _ := orders.Get(ctx, pool, id); st != orders.Shipped {
+		t.Fatalf("status %s", st)
+	}
+}
+
+// TestCancelAndShipSerialise races a cancellation against a shipment of
+// one paid order, each in its own transaction: the row lock lets exactly
+// one of them win, and the loser sees the winner's status.
+func TestCancelAndShipSerialise(t *testing.T) {
+	ctx := context.Background()
+	for range 10 {
+		pool, id := setup(t)
+		if _, err := orders.Advance(ctx, pool, id, orders.Paid, "e"); err != nil {
+			t.Fatal(err)
+		}
+		results := make([]orders.Result, 2)
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, to := range []orders.Status{orders.Cancelled, orders.Shipped} {
+			wg.Go(func() {
+				<-start
+				tx, err := pool.Begin(ctx)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				defer tx.Rollback(ctx)
+				results[i], errs[i] = orders.Advance(ctx, tx, id, to, "race")
+				if errs[i] == nil {
+					errs[i] = tx.Commit(ctx)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		st, _ := orders.Get(ctx, pool, id)
+		switch st {
+		case orders.Cancelled:
+			if !results[0].Moved || !errors.Is(errs[1], orders.ErrCancelled) {
+				t.Fatalf("cancel won: %+v %v", results, errs)
+			}
+		case orders.Shipped:
+			if !results[1].Moved || !errors.Is(errs[0], orders.ErrIllegalAdvance) || results[0].From != orders.Shipped {
+				t.Fatalf("shipment won: %+v %v", results, errs)
+			}
+		default:
+			t.Fatalf("status %s after the race: %+v %v", st, results, errs)
+		}
+	}
+}
+
+func TestStatusCheckConstraint(t *testing.T) {
+	pool, id := setup(t)
+	if _, err := pool.Exec(context.Background(), `UPDATE orders SET status = 'lost' WHERE id = $1`, id); err == nil {
+		t.Fatal("unknown status accepted")
+	}
+	if _, err := pool.Exec(context.Background(), `UPDATE orders SET status = 'cancelled' WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
 	}
 }

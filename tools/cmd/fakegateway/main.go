@@ -11,7 +11,8 @@
 // It listens on -addr, else on :$PORT, else on :8090. The flags set the
 // default behaviour; per-customer and per-order rules, counters and resets
 // go through the control endpoints (PUT /_fake/behavior, GET /_fake/stats,
-// GET /_fake/charges, POST /_fake/reset) described in the package.
+// GET /_fake/charges, GET /_fake/refunds, POST /_fake/reset) described in
+// the package.
 package main
 
 import (

@@ -33,7 +33,7 @@ func TestUpStatusDown(t *testing.T) {
 		t.Fatalf("up: %d\n%s", code, out)
 	}
 	var canInsert bool
-	if err := pool.QueryRow(ctx, `SELECT has_table_privilege('fn-payment@p.iam', 'payments', 'INSERT') AND NOT has_table_privilege('fn-payment@p.iam', 'shipments', 'SELECT')`).Scan(&canInsert); err != nil || !canInsert {
+	if err := pool.QueryRow(ctx, `SELECT has_table_privilege('fn-payment@p.iam', 'payments', 'INSERT') AND has_table_privilege('fn-payment@p.iam', 'refunds', 'INSERT') AND NOT has_table_privilege('fn-payment@p.iam', 'shipments', 'SELECT')`).Scan(&canInsert); err != nil || !canInsert {
 		t.Fatalf("payment's grants wrong (%v)", err)
 	}
 	if code, out := run("up"); code != 0 || !strings.Contains(out, "payment: up to date") {
@@ -42,13 +42,14 @@ func TestUpStatusDown(t *testing.T) {
 	if code, out := run("status"); code != 0 || !strings.Contains(out, "0001_payments.sql") || strings.Contains(out, "pending") {
 		t.Fatalf("status: %d\n%s", code, out)
 	}
-	if code, out := run("down", "payment"); code != 0 || !strings.Contains(out, "payment: rolled back 0001_payments.sql") {
+	// down rolls back the component's latest migration only.
+	if code, out := run("down", "payment"); code != 0 || !strings.Contains(out, "payment: rolled back 0002_refunds.sql") {
 		t.Fatalf("down: %d\n%s", code, out)
 	}
 	var exists bool
-	pool.QueryRow(ctx, `SELECT to_regclass('payments') IS NOT NULL`).Scan(&exists)
+	pool.QueryRow(ctx, `SELECT to_regclass('refunds') IS NOT NULL`).Scan(&exists)
 	if exists {
-		t.Fatal("down left table payments")
+		t.Fatal("down left table refunds")
 	}
 	if code, out := run("status", "payment"); code != exitPending || !strings.Contains(out, "pending") {
 		t.Fatalf("status after down: %d, want %d\n%s", code, exitPending, out)
