@@ -12,6 +12,9 @@ import (
 	"cloud.google.com/go/cloudsqlconn"
 	"cloud.google.com/go/pubsub/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"example.com/platform/shared/observability"
 )
@@ -73,7 +76,20 @@ func OpenDB(ctx context.Context, db Database) (*pgxpool.Pool, func(), error) {
 // NewPubSub returns a Pub/Sub client for project. It honours
 // PUBSUB_EMULATOR_HOST, so the same code talks to the local stack's server.
 func NewPubSub(ctx context.Context, project string) (*pubsub.Client, error) {
-	c, err := pubsub.NewClient(ctx, project)
+	return NewPubSubAt(ctx, project, "")
+}
+
+// NewPubSubAt is NewPubSub for a program whose configuration does not come
+// from its own environment: with emulatorHost set it connects to that
+// emulator (plaintext, no credentials), as the client does by itself for
+// PUBSUB_EMULATOR_HOST; empty, it is NewPubSub.
+func NewPubSubAt(ctx context.Context, project, emulatorHost string) (*pubsub.Client, error) {
+	var opts []option.ClientOption
+	if emulatorHost != "" {
+		opts = append(opts, option.WithEndpoint(emulatorHost), option.WithoutAuthentication(),
+			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	}
+	c, err := pubsub.NewClient(ctx, project, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("pubsub client: %w", err)
 	}

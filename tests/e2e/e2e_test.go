@@ -122,10 +122,11 @@ func checkHistories(t *testing.T, r *scenario.Runner, b *scenario.Batch) {
 		if err != nil {
 			t.Fatalf("history of %s: %v", it.OrderID, err)
 		}
-		want := []orders.Status{orders.Pending, orders.Paid, orders.Shipped}
-		if it.Kind == scenario.KindDeclined {
-			want = []orders.Status{orders.Pending, orders.PaymentFailed}
-		}
+		want := map[scenario.Kind][]orders.Status{
+			scenario.KindOrder:    {orders.Pending, orders.Paid, orders.Shipped},
+			scenario.KindDeclined: {orders.Pending, orders.PaymentFailed},
+			scenario.KindParked:   {orders.Pending, orders.Cancelled},
+		}[it.Kind]
 		if !slices.Equal(h, want) {
 			t.Errorf("order %s (%s): history %v, want %v", it.OrderID, it.Kind, h, want)
 		}
@@ -152,9 +153,10 @@ func eventctl(t *testing.T, s *stack.Stack, args ...string) string {
 	return stdout.String()
 }
 
-// The demo flow: 19 orders through the API (one declined), one poison
-// message; every invariant holds, the summary line has the documented
-// counts, and the operator CLI sees the dead letter and an empty outbox.
+// The demo flow: 19 orders through the API (one declined, one parked and
+// cancelled), one poison message; every invariant holds, the summary line
+// has the documented counts, and the operator CLI sees the dead letters,
+// no parked key left and an empty outbox.
 func TestOrdersFlowEndToEnd(t *testing.T) {
 	s := start(t, stack.Options{BackoffScale: backoffScale})
 	r := runner(t, s, scenario.DefaultOrders)
@@ -170,7 +172,7 @@ func TestOrdersFlowEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireOK(t, rep)
-	const want = "demo: orders=20 paid=18 declined=1 shipped=18 analytics_rows=57 dead_lettered=1 lost=0 duplicated_effects=0"
+	const want = "demo: orders=20 paid=17 declined=1 cancelled=1 shipped=17 analytics_rows=56 dead_lettered=2 parked=2 out_of_order=0 lost=0 duplicated_effects=0"
 	if got := rep.Line(); got != want {
 		t.Errorf("summary line\n got %s\nwant %s", got, want)
 	}
@@ -178,10 +180,15 @@ func TestOrdersFlowEndToEnd(t *testing.T) {
 
 	// The poison message is in the archive with its reason ...
 	poison := b.Poison()
-	if len(rep.DeadLetters) != 1 {
+	if len(rep.DeadLetters) != 2 {
 		t.Fatalf("dead letters %+v", rep.DeadLetters)
 	}
-	dl := rep.DeadLetters[0]
+	var dl scenario.DeadLetterLine
+	for _, d := range rep.DeadLetters {
+		if d.EventID == poison.EventID {
+			dl = d
+		}
+	}
 	if dl.EventID != poison.EventID || dl.Subscription != scenario.PoisonSubscription || dl.ReasonClass != "permanent" ||
 		!strings.Contains(dl.Reason, poison.OrderID) || !strings.Contains(dl.Reason, "not found") {
 		t.Errorf("poison dead letter %+v, want event %s from %s, permanent, order %s not found", dl, poison.EventID, scenario.PoisonSubscription, poison.OrderID)
@@ -200,8 +207,11 @@ func TestOrdersFlowEndToEnd(t *testing.T) {
 	if err := json.Unmarshal([]byte(eventctl(t, s, "dlq", "list", "--json", "--archive", "jsonl:"+s.SinkFiles[scenario.DeadLetter])), &listed); err != nil {
 		t.Fatalf("eventctl dlq list --json: %v", err)
 	}
-	if len(listed.Entries) != 1 {
-		t.Errorf("eventctl dlq list --json: %d entries, want 1: %v", len(listed.Entries), listed.Entries)
+	if len(listed.Entries) != 2 {
+		t.Errorf("eventctl dlq list --json: %d entries, want 2: %v", len(listed.Entries), listed.Entries)
+	}
+	if parked := eventctl(t, s, "parked", "list"); !strings.Contains(parked, "no parked keys") {
+		t.Errorf("eventctl parked list after the demo:\n%s", parked)
 	}
 	status := eventctl(t, s, "outbox", "status")
 	if !strings.Contains(status, "nothing pending") {
@@ -220,7 +230,7 @@ func TestDuplicateDeliveryHasNoDuplicateEffects(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireOK(t, rep)
-	if rep.Paid != 18 || rep.Shipped != 18 || rep.Declined != 1 || rep.DuplicatedEffects != 0 || rep.DeadLettered != 1 {
+	if rep.Paid != 17 || rep.Shipped != 17 || rep.Declined != 1 || rep.DuplicatedEffects != 0 || rep.DeadLettered != 2 || rep.Parked != 2 || rep.OutOfOrder != 0 {
 		t.Errorf("summary %s", rep.Line())
 	}
 	// The duplicates really were delivered: two pushes per message.
@@ -229,8 +239,10 @@ func TestDuplicateDeliveryHasNoDuplicateEffects(t *testing.T) {
 			t.Errorf("%s: %d pushes for %d messages, want two each", st.Subscription, st.Pushes, st.Pulled)
 		}
 	}
-	if sub := find(rep.Subs, scenario.PoisonSubscription); sub.Pulled != 20 {
-		t.Errorf("%s pulled %d messages, want 20", scenario.PoisonSubscription, sub.Pulled)
+	// 19 orders' created, the poison message, the parked order's cancel
+	// and the replay of its created.
+	if sub := find(rep.Subs, scenario.PoisonSubscription); sub.Pulled != 22 {
+		t.Errorf("%s pulled %d messages, want 22", scenario.PoisonSubscription, sub.Pulled)
 	}
 }
 
@@ -348,7 +360,7 @@ func TestKilledFunctionsLoseNothing(t *testing.T) {
 	}
 	t.Logf("settled %s after the restarts", time.Since(settling).Round(100*time.Millisecond))
 	requireOK(t, rep)
-	if rep.Lost != 0 || rep.DuplicatedEffects != 0 || rep.Shipped != 18 || rep.Declined != 1 {
+	if rep.Lost != 0 || rep.DuplicatedEffects != 0 || rep.Shipped != 17 || rep.Declined != 1 || rep.OutOfOrder != 0 {
 		t.Errorf("summary %s", rep.Line())
 	}
 	checkHistories(t, r, b)

@@ -4,7 +4,7 @@
 // waits until the system is quiet, prints what happened and checks every
 // invariant (tools/localstack/scenario). Its last line has the stable form
 //
-//	demo: orders=20 paid=18 declined=1 shipped=18 analytics_rows=57 dead_lettered=1 lost=0 duplicated_effects=0
+//	demo: orders=20 paid=17 declined=1 cancelled=1 shipped=17 analytics_rows=56 dead_lettered=2 parked=2 out_of_order=0 lost=0 duplicated_effects=0
 //
 // and it exits 0 only when every invariant holds, 1 when one is violated
 // (they are listed above that line) or the run failed, 2 on a usage error,

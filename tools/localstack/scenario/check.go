@@ -8,7 +8,9 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
+	"example.com/platform/shared/deadletter"
 	"example.com/platform/shared/domain"
 	"example.com/platform/shared/domain/orders"
 	"example.com/platform/shared/manifest"
@@ -27,6 +29,7 @@ const (
 	InvPoison       = "the poison message (and nothing else) is dead-lettered, with its reason"
 	InvOutbox       = "no pending outbox rows"
 	InvAcknowledged = "every message acknowledged or dead-lettered"
+	InvParked       = "the parked order's cancel waited for its created: payment applied created, then cancelled, once each; no key left parked"
 )
 
 // Invariant is one checked property and what violated it.
@@ -70,6 +73,14 @@ type Report struct {
 	// Lost counts API orders that did not reach their expected terminal
 	// status, plus the poison message when it is not in the archive.
 	Lost int
+	// Cancelled API orders ended cancelled (the parked order).
+	Cancelled int
+	// Parked counts the batch's ordering keys payment parked behind a dead
+	// letter (released since or not).
+	Parked int
+	// OutOfOrder counts orders whose order.cancelled payment applied
+	// before their order.created (or without it).
+	OutOfOrder int
 	// DuplicatedEffects counts every effect beyond the first: extra gateway
 	// charges, payment rows, shipments, analytics rows of one event, repeated
 	// statuses in an order's history.
@@ -92,10 +103,10 @@ func (r *Report) OK() bool { return len(r.Violations) == 0 }
 
 // Line is the stable last line of `make demo`:
 //
-//	demo: orders=20 paid=18 declined=1 shipped=18 analytics_rows=57 dead_lettered=1 lost=0 duplicated_effects=0
+//	demo: orders=20 paid=17 declined=1 cancelled=1 shipped=17 analytics_rows=56 dead_lettered=2 parked=2 out_of_order=0 lost=0 duplicated_effects=0
 func (r *Report) Line() string {
-	return fmt.Sprintf("demo: orders=%d paid=%d declined=%d shipped=%d analytics_rows=%d dead_lettered=%d lost=%d duplicated_effects=%d",
-		r.Orders, r.Paid, r.Declined, r.Shipped, r.AnalyticsRows, r.DeadLettered, r.Lost, r.DuplicatedEffects)
+	return fmt.Sprintf("demo: orders=%d paid=%d declined=%d cancelled=%d shipped=%d analytics_rows=%d dead_lettered=%d parked=%d out_of_order=%d lost=%d duplicated_effects=%d",
+		r.Orders, r.Paid, r.Declined, r.Cancelled, r.Shipped, r.AnalyticsRows, r.DeadLettered, r.Parked, r.OutOfOrder, r.Lost, r.DuplicatedEffects)
 }
 
 // Invariant returns the named invariant (zero Invariant when unknown).
@@ -114,6 +125,7 @@ var (
 	typeProcessed = domain.PaymentProcessed{}.EventType()
 	typeFailed    = domain.PaymentFailed{}.EventType()
 	typeShipped   = domain.ShipmentDispatched{}.EventType()
+	typeCancelled = domain.OrderCancelled{}.EventType()
 )
 
 // PoisonSubscription is the subscription that dead-letters the poison
@@ -125,7 +137,7 @@ var PoisonSubscription = manifest.SubscriptionID(Payment, TopicCreated)
 func Check(b *Batch, o *Observed) *Report {
 	r := &Report{Orders: len(b.Items), StatusCounts: map[string]int{}, Topics: o.Topics, Subs: o.Subscriptions}
 	inv := map[string]*Invariant{}
-	for _, name := range []string{InvShipped, InvDeclined, InvNotLost, InvCharged, InvPayments, InvHistory, InvAnalytics, InvPoison, InvOutbox, InvAcknowledged} {
+	for _, name := range []string{InvShipped, InvDeclined, InvNotLost, InvCharged, InvPayments, InvHistory, InvAnalytics, InvPoison, InvParked, InvOutbox, InvAcknowledged} {
 		r.Invariants = append(r.Invariants, Invariant{Name: name})
 	}
 	for i := range r.Invariants {
@@ -203,23 +215,20 @@ func Check(b *Batch, o *Observed) *Report {
 		r.DuplicatedEffects += extra(ships) + extra(pays) + extra(len(charges))
 		r.DuplicatedEffects += Repeats(st.History)
 
-		want := orders.Shipped
-		if it.Kind == KindDeclined {
-			want = orders.PaymentFailed
+		want := map[Kind]orders.Status{KindOrder: orders.Shipped, KindDeclined: orders.PaymentFailed, KindParked: orders.Cancelled}[it.Kind]
+		if st.Status == orders.Cancelled {
+			r.Cancelled++
 		}
 		if !found || st.Status != want {
 			r.Lost++
 			fail(InvNotLost, "order %s (%s) is %s, want %s", it.OrderID, it.Kind, status, want)
 		}
-		wantCharge := "approved"
-		if it.Kind == KindDeclined {
-			wantCharge = "declined"
+		wantCharges := map[Kind][]string{KindOrder: {"approved"}, KindDeclined: {"declined"}, KindParked: nil}[it.Kind]
+		if !slices.Equal(charges, wantCharges) {
+			fail(InvCharged, "order %s (%s): gateway charges %v, want %v", it.OrderID, it.Kind, charges, wantCharges)
 		}
-		if len(charges) != 1 || charges[0] != wantCharge {
-			fail(InvCharged, "order %s (%s): gateway charges %v, want [%s]", it.OrderID, it.Kind, charges, wantCharge)
-		}
-		if pays != 1 {
-			fail(InvPayments, "order %s: %d payment rows, want 1", it.OrderID, pays)
+		if wantPays := len(wantCharges); pays != wantPays {
+			fail(InvPayments, "order %s: %d payment rows, want %d", it.OrderID, pays, wantPays)
 		}
 		if found {
 			checkHistory(it.OrderID, st.History, func(f string, a ...any) { fail(InvHistory, f, a...) })
@@ -235,9 +244,15 @@ func Check(b *Batch, o *Observed) *Report {
 				fail(InvDeclined, "order %s: status %s, history %v, %d shipments", it.OrderID, status, st.History, ships)
 			}
 			expectRows(it.OrderID, map[string]int{typeCreated: 1, typeFailed: 1})
+		case KindParked:
+			if ships != 0 || has(orders.Paid) || has(orders.Shipped) {
+				fail(InvParked, "order %s: history %v, %d shipments: a cancelled order is never paid or shipped", it.OrderID, st.History, ships)
+			}
+			expectRows(it.OrderID, map[string]int{typeCreated: 1, typeCancelled: 1})
 		}
 	}
-	r.ExpectedAnalyticsRows = r.APIOrders + r.Paid + r.Declined + r.Shipped
+	r.ExpectedAnalyticsRows = r.APIOrders + r.Paid + r.Declined + r.Shipped + r.Cancelled
+	checkParked(b, o, r, func(f string, a ...any) { fail(InvParked, f, a...) })
 
 	// The poison message: in the archive once, with its reason, and no
 	// effect anywhere else.
@@ -271,6 +286,14 @@ func Check(b *Batch, o *Observed) *Report {
 		index[key] = len(r.DeadLetters)
 		r.DeadLetters = append(r.DeadLetters, DeadLetterLine{Subscription: e.SourceSubscription(), EventID: e.EventID(), Type: e.Type(),
 			ReasonClass: class, Reason: msg, Attempts: e.Attempts(), Copies: 1})
+		if parked := b.Parked(); parked.Sent && e.Type() == typeCreated && deadletter.Lookup(e.Attributes, "ce-subject") == parked.OrderID {
+			// The parked order's created, refused by the gateway: its
+			// dead letter parks the key (checkParked).
+			if e.SourceSubscription() != PoisonSubscription || !strings.Contains(msg, fmt.Sprint(RefusedStatus)) {
+				fail(InvParked, "the parked order's created was dead-lettered by %s (%s: %s), want %s refusing it with %d", e.SourceSubscription(), class, msg, PoisonSubscription, RefusedStatus)
+			}
+			continue
+		}
 		if poison.Sent && e.EventID() == poison.EventID {
 			archived++
 			if e.SourceSubscription() != PoisonSubscription {
@@ -306,6 +329,40 @@ func Check(b *Batch, o *Observed) *Report {
 		}
 	}
 	return r
+}
+
+// checkParked counts the parked keys and the orders payment applied out
+// of order, and reports a parked key of the batch that is still parked or
+// was never parked, and an order whose cancel payment applied before its
+// created or more than once.
+func checkParked(b *Batch, o *Observed, r *Report, fail func(string, ...any)) {
+	for _, it := range b.Items {
+		k, parked := o.Parked[it.OrderID]
+		if !parked {
+			if (it.Kind == KindParked || it.Kind == KindPoison) && it.Sent {
+				fail("%s %s: its key was never parked", it.Kind, it.OrderID)
+			}
+			continue
+		}
+		r.Parked++
+		if k.StillParked {
+			fail("%s %s: its key is still parked (releases asked for: %v)", it.Kind, it.OrderID, k.Actions)
+		}
+	}
+	for order, p := range o.PaymentApplied {
+		switch {
+		case p.Cancelled.IsZero():
+			fail("order %s: payment never applied its cancel", order)
+		case p.Created.IsZero() || p.Cancelled.Before(p.Created):
+			r.OutOfOrder++
+			fail("order %s: payment applied its cancel (%s) before its created (%s)", order, p.Cancelled.Format(time.RFC3339Nano), p.Created.Format(time.RFC3339Nano))
+		}
+	}
+	if p := b.Parked(); p.Sent && p.OrderID != "" {
+		if _, ok := o.PaymentApplied[p.OrderID]; !ok {
+			fail("order %s: no order.cancelled event reached analytics", p.OrderID)
+		}
+	}
 }
 
 // checkHistory reports a history that does not start pending, repeats a
@@ -388,6 +445,7 @@ func (r *Report) WriteTable(w io.Writer) {
 			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s: %s\n", d.Subscription, d.EventID, d.Attempts, d.Copies, d.ReasonClass, oneLine(d.Reason, 100))
 		}
 	}
+	fmt.Fprintf(tw, "\nParked keys: %d (payment on order.created), cancels applied before their created: %d\n", r.Parked, r.OutOfOrder)
 	fmt.Fprintln(tw, "\nInvariants")
 	for _, i := range r.Invariants {
 		mark := "ok  "

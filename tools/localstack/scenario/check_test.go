@@ -7,11 +7,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"example.com/platform/shared/domain/orders"
 	"example.com/platform/tools/localstack/dispatch"
 	"example.com/platform/tools/ops/dlq"
 )
+
+var t0 = time.Date(2030, 1, 1, 10, 0, 0, 0, time.UTC)
 
 // sentBatch is a batch of n items as if every item had been sent.
 func sentBatch(n int) *Batch {
@@ -28,7 +31,8 @@ func sentBatch(n int) *Batch {
 
 // perfect is what a correct system leaves behind for b.
 func perfect(b *Batch) *Observed {
-	o := &Observed{Orders: map[string]OrderState{}, Shipments: map[string]int{}, Payments: map[string]int{}, Charges: map[string][]string{}}
+	o := &Observed{Orders: map[string]OrderState{}, Shipments: map[string]int{}, Payments: map[string]int{}, Charges: map[string][]string{},
+		Parked: map[string]ParkedKey{}, PaymentApplied: map[string]AppliedPair{}}
 	ev := 0
 	row := func(typ, order string) {
 		ev++
@@ -50,9 +54,20 @@ func perfect(b *Batch) *Observed {
 			o.Charges[it.OrderID] = []string{"declined"}
 			row(typeCreated, it.OrderID)
 			row(typeFailed, it.OrderID)
+		case KindParked:
+			o.Orders[it.OrderID] = OrderState{Status: orders.Cancelled, History: []orders.Status{orders.Pending, orders.Cancelled}}
+			row(typeCreated, it.OrderID)
+			created := o.Analytics[len(o.Analytics)-1].EventID
+			row(typeCancelled, it.OrderID)
+			dl := deadLetter("dl-2", created, PoisonSubscription, "permanent", "charge order: payment gateway: unexpected answer (HTTP 400)")
+			dl.Attributes["ce-subject"] = it.OrderID
+			o.DeadLetters = append(o.DeadLetters, dl)
+			o.Parked[it.OrderID] = ParkedKey{Actions: []string{"replay"}}
+			o.PaymentApplied[it.OrderID] = AppliedPair{Created: t0, Cancelled: t0.Add(time.Millisecond)}
 		case KindPoison:
 			o.Analytics = append(o.Analytics, AnalyticsRow{EventID: it.EventID, Type: typeCreated, OrderID: it.OrderID})
 			o.DeadLetters = append(o.DeadLetters, deadLetter("dl-1", it.EventID, PoisonSubscription, "permanent", "get order: order not found"))
+			o.Parked[it.OrderID] = ParkedKey{Actions: []string{"discard"}}
 		}
 	}
 	o.Subscriptions = []dispatch.Stats{{Subscription: PoisonSubscription, Pulled: int64(len(b.Items)), Acked: int64(len(b.Items)), Published: int64(len(b.Items)), Idle: true}}
@@ -71,11 +86,11 @@ func TestPerfectRunHoldsEveryInvariant(t *testing.T) {
 	if !r.OK() {
 		t.Fatalf("violations: %v", r.Violations)
 	}
-	want := "demo: orders=20 paid=18 declined=1 shipped=18 analytics_rows=57 dead_lettered=1 lost=0 duplicated_effects=0"
+	want := "demo: orders=20 paid=17 declined=1 cancelled=1 shipped=17 analytics_rows=56 dead_lettered=2 parked=2 out_of_order=0 lost=0 duplicated_effects=0"
 	if got := r.Line(); got != want {
 		t.Errorf("Line() = %q, want %q", got, want)
 	}
-	if r.StatusCounts["shipped"] != 18 || r.StatusCounts["payment_failed"] != 1 || r.APIOrders != 19 {
+	if r.StatusCounts["shipped"] != 17 || r.StatusCounts["payment_failed"] != 1 || r.StatusCounts["cancelled"] != 1 || r.APIOrders != 19 {
 		t.Errorf("status counts %v, API orders %d", r.StatusCounts, r.APIOrders)
 	}
 	var buf bytes.Buffer
@@ -98,7 +113,7 @@ func TestNewBatchShape(t *testing.T) {
 		for _, it := range b.Items {
 			kinds[it.Kind]++
 		}
-		if b.Len() != max(n, MinOrders) || kinds[KindPoison] != 1 || kinds[KindDeclined] != 1 || kinds[KindOrder] != b.Len()-2 {
+		if b.Len() != max(n, MinOrders) || kinds[KindPoison] != 1 || kinds[KindDeclined] != 1 || kinds[KindParked] != 1 || kinds[KindOrder] != b.Len()-3 {
 			t.Errorf("NewBatch(%d): len %d, kinds %v", n, b.Len(), kinds)
 		}
 		if got := len(b.Orders()); got != b.Len()-1 {
@@ -117,7 +132,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := (Config{}).Validate(); err != nil {
 		t.Errorf("zero Config: %v", err)
 	}
-	for _, c := range []Config{{Orders: 2}, {PollInterval: -1}, {StuckPolls: -1}} {
+	for _, c := range []Config{{Orders: 3}, {PollInterval: -1}, {StuckPolls: -1}} {
 		if err := c.Validate(); !errors.Is(err, ErrBadConfig) {
 			t.Errorf("%+v: Validate = %v", c, err)
 		}
@@ -170,7 +185,7 @@ func TestViolations(t *testing.T) {
 			o.Charges[id] = []string{"approved"}
 		}, InvDeclined, 1, 0, "1 shipments"},
 		{"two payment rows", func(b *Batch, o *Observed) { o.Payments[first(b, KindOrder).OrderID] = 2 }, InvPayments, 0, 1, "2 payment rows"},
-		{"analytics row missing", func(b *Batch, o *Observed) { o.Analytics = o.Analytics[1:] }, InvAnalytics, 0, 0, "14 rows, want 15"},
+		{"analytics row missing", func(b *Batch, o *Observed) { o.Analytics = o.Analytics[1:] }, InvAnalytics, 0, 0, "13 rows, want 14"},
 		{"analytics row twice", func(b *Batch, o *Observed) { o.Analytics = append(o.Analytics, o.Analytics[0]) }, InvAnalytics, 0, 1, "has 2 rows"},
 		{"poison not archived", func(b *Batch, o *Observed) { o.DeadLetters = nil }, InvPoison, 1, 0, "not in the dead-letter archive"},
 		{"poison without reason", func(b *Batch, o *Observed) {
@@ -185,6 +200,19 @@ func TestViolations(t *testing.T) {
 		{"poison order created", func(b *Batch, o *Observed) {
 			o.Orders[b.Poison().OrderID] = OrderState{Status: orders.Pending, History: []orders.Status{orders.Pending}}
 		}, InvPoison, 0, 0, "exists for the poison message"},
+		{"cancel applied before created", func(b *Batch, o *Observed) {
+			o.PaymentApplied[b.Parked().OrderID] = AppliedPair{Created: t0.Add(time.Second), Cancelled: t0}
+		}, InvParked, 0, 0, "applied its cancel"},
+		{"cancel never applied", func(b *Batch, o *Observed) {
+			o.PaymentApplied[b.Parked().OrderID] = AppliedPair{Created: t0}
+		}, InvParked, 0, 0, "never applied its cancel"},
+		{"key left parked", func(b *Batch, o *Observed) {
+			o.Parked[b.Parked().OrderID] = ParkedKey{StillParked: true}
+		}, InvParked, 0, 0, "still parked"},
+		{"key never parked", func(b *Batch, o *Observed) { delete(o.Parked, b.Parked().OrderID) }, InvParked, 0, 0, "never parked"},
+		{"parked order charged", func(b *Batch, o *Observed) {
+			o.Charges[b.Parked().OrderID] = []string{"approved"}
+		}, InvCharged, 0, 0, "gateway charges [approved], want []"},
 		{"outbox pending", func(b *Batch, o *Observed) { o.OutboxPending = 3 }, InvOutbox, 0, 0, "3 outbox rows pending"},
 		{"unacknowledged", func(b *Batch, o *Observed) { o.Subscriptions[0].Unacked = 2 }, InvAcknowledged, 0, 0, "2 unacknowledged"},
 	}
@@ -222,7 +250,7 @@ func TestPoisonCopiesCountOnce(t *testing.T) {
 	if !r.OK() {
 		t.Fatalf("violations: %v", r.Violations)
 	}
-	if r.DeadLettered != 1 || len(r.DeadLetters) != 1 || r.DeadLetters[0].Copies != 2 {
+	if r.DeadLettered != 2 || len(r.DeadLetters) != 2 || r.DeadLetters[0].Copies != 2 || r.DeadLetters[0].EventID != p.EventID {
 		t.Errorf("dead_lettered=%d lines=%+v", r.DeadLettered, r.DeadLetters)
 	}
 }
@@ -232,7 +260,7 @@ func TestOtherRunsAreIgnored(t *testing.T) {
 	b := sentBatch(5)
 	o := perfect(b)
 	o.Analytics = append(o.Analytics, AnalyticsRow{EventID: "x", Type: typeCreated, OrderID: "11111111-1111-1111-1111-111111111111"})
-	if r := Check(b, o); !r.OK() || r.AnalyticsRows != 3*5-3 {
+	if r := Check(b, o); !r.OK() || r.AnalyticsRows != 3*5-4 {
 		t.Errorf("violations %v, analytics rows %d", r.Violations, r.AnalyticsRows)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -38,6 +39,27 @@ type Observed struct {
 	Topics []TopicCount
 	// Subscriptions are the dispatcher's counters.
 	Subscriptions []dispatch.Stats
+	// Parked are the batch's ordering keys that payment parked on
+	// order.created, by order id: released (in the release audit, no longer
+	// parked) or still parked.
+	Parked map[string]ParkedKey
+	// PaymentApplied is, per order with an order.cancelled event, when
+	// payment completed its order.created and its order.cancelled (zero
+	// when it did not): the order in which it applied them.
+	PaymentApplied map[string]AppliedPair
+}
+
+// ParkedKey is what became of one parked key.
+type ParkedKey struct {
+	StillParked bool
+	// Actions are the releases asked for (replay, discard).
+	Actions []string
+}
+
+// AppliedPair is when payment completed an order's created and cancelled
+// events.
+type AppliedPair struct {
+	Created, Cancelled time.Time
 }
 
 // OrderState is one order as stored.
@@ -91,7 +113,79 @@ func (r *Runner) Observe(ctx context.Context, b *Batch) (*Observed, error) {
 	for _, t := range r.Stack.Plan.Topics {
 		o.Topics = append(o.Topics, TopicCount{Topic: t, Published: r.Stack.Counter.Count(t)})
 	}
+	if o.Parked, err = loadParked(ctx, r.db, ids); err != nil {
+		return nil, err
+	}
+	if o.PaymentApplied, err = paymentApplied(ctx, r.db, o.Analytics); err != nil {
+		return nil, err
+	}
 	return o, nil
+}
+
+// loadParked reads payment's parked keys on order.created among ids, from
+// parked_keys (still parked) and the release audit.
+func loadParked(ctx context.Context, db *pgxpool.Pool, ids []string) (map[string]ParkedKey, error) {
+	out := map[string]ParkedKey{}
+	rows, err := db.Query(ctx, `
+SELECT ordering_key, true, '' FROM parked_keys WHERE subscription = $1 AND ordering_key = ANY($2)
+UNION ALL
+SELECT ordering_key, false, action FROM parked_releases WHERE subscription = $1 AND ordering_key = ANY($2)`,
+		PoisonSubscription, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read parked keys: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, action string
+		var parked bool
+		if err := rows.Scan(&id, &parked, &action); err != nil {
+			return nil, fmt.Errorf("read parked keys: %w", err)
+		}
+		k := out[id]
+		if parked {
+			k.StillParked = true
+		} else {
+			k.Actions = append(k.Actions, action)
+		}
+		out[id] = k
+	}
+	return out, rows.Err()
+}
+
+// paymentApplied reads when payment completed the order.created and
+// order.cancelled events of every order with an order.cancelled analytics
+// row (its idempotency records: the order it applied them in).
+func paymentApplied(ctx context.Context, db *pgxpool.Pool, rows []AnalyticsRow) (map[string]AppliedPair, error) {
+	events := map[string]map[string]string{} // order -> type -> event id
+	for _, row := range rows {
+		if events[row.OrderID] == nil {
+			events[row.OrderID] = map[string]string{}
+		}
+		events[row.OrderID][row.Type] = row.EventID
+	}
+	out := map[string]AppliedPair{}
+	for order, byType := range events {
+		if byType[typeCancelled] == "" {
+			continue
+		}
+		var p AppliedPair
+		for typ, at := range map[string]*time.Time{typeCreated: &p.Created, typeCancelled: &p.Cancelled} {
+			id := byType[typ]
+			if id == "" {
+				continue
+			}
+			err := db.QueryRow(ctx, `SELECT coalesce(max(completed_at), 'epoch') FROM processed_events
+ WHERE consumer = $1 AND status = 'done' AND event_key LIKE '%/' || $2`, Payment, id).Scan(at)
+			if err != nil {
+				return nil, fmt.Errorf("read payment's record of %s: %w", id, err)
+			}
+			if at.Equal(time.Unix(0, 0)) {
+				*at = time.Time{}
+			}
+		}
+		out[order] = p
+	}
+	return out, nil
 }
 
 func loadOrders(ctx context.Context, db *pgxpool.Pool, ids []string) (map[string]OrderState, error) {

@@ -9,6 +9,13 @@
 // accepted, which the payment function can never process and must
 // dead-letter (a permanent "order not found"). The analytics function
 // records it like any other event, so it is dead-lettered exactly once.
+// One more order is parked: the gateway refuses its customer (HTTP 400, a
+// permanent failure), so payment dead-letters its order.created and parks
+// its ordering key; Runner.Release then cancels it through the API (the
+// order.cancelled event waits, parked behind the dead letter), lifts the
+// gateway's refusal and replays the dead letter with eventctl, so payment
+// applies created, then cancelled, once each; it also discards the poison
+// message's parked key with a reason.
 //
 // Runner.Settle waits, without sleeping as synchronisation, until the
 // system is quiet: it polls, bounded by the context's deadline, until the
@@ -48,8 +55,8 @@ const (
 	// DefaultOrders is the default batch size (poison message included).
 	DefaultOrders = 20
 	// MinOrders is the smallest batch: one approved order, the declined
-	// one and the poison message.
-	MinOrders = 3
+	// one, the poison message and the parked order.
+	MinOrders = 4
 	// DefaultPollInterval is the wait between two polls of Settle.
 	DefaultPollInterval = 100 * time.Millisecond
 	// DefaultRelayEvery is how often Settle asks the outbox relay to relay
@@ -62,6 +69,9 @@ const (
 	DefaultStuckPolls = 30
 	// DeclineCode is the gateway's decline code for the declined customer.
 	DeclineCode = "insufficient_funds"
+	// RefusedStatus is the gateway's answer to the parked order's charge
+	// until Release lifts it: a 400, which payment treats as permanent.
+	RefusedStatus = http.StatusBadRequest
 	// PoisonSource is the CloudEvents source of the poison message.
 	PoisonSource = "//example.com/demo/poison"
 	// Processes and topics the flow uses.
@@ -101,7 +111,7 @@ type Config struct {
 // Validate reports a configuration error.
 func (c Config) Validate() error {
 	if c.Orders != 0 && c.Orders < MinOrders {
-		return fmt.Errorf("%w: orders must be at least %d (one approved, one declined, one poison), got %d", ErrBadConfig, MinOrders, c.Orders)
+		return fmt.Errorf("%w: orders must be at least %d (one approved, one declined, one poison, one parked), got %d", ErrBadConfig, MinOrders, c.Orders)
 	}
 	if c.PollInterval < 0 || c.RelayEvery < 0 || c.StuckPolls < 0 {
 		return fmt.Errorf("%w: negative poll interval, relay interval or stuck polls", ErrBadConfig)
@@ -138,6 +148,7 @@ const (
 	KindOrder    Kind = "order"    // approved by the gateway: paid, then shipped
 	KindDeclined Kind = "declined" // declined by the gateway: payment_failed
 	KindPoison   Kind = "poison"   // published straight to order.created; dead-lettered
+	KindParked   Kind = "parked"   // created refused by the gateway, then cancelled: parked, replayed
 )
 
 // Item is one message of a batch.
@@ -163,12 +174,16 @@ type Batch struct {
 	Items []Item
 	// DeclinedCustomer is the customer id the gateway declines.
 	DeclinedCustomer string
+	// RefusedCustomer is the customer id the gateway refuses with
+	// RefusedStatus until Release (the parked order's).
+	RefusedCustomer string
 }
 
 // Len returns the number of items.
 func (b *Batch) Len() int { return len(b.Items) }
 
-// Orders returns the items sent through the API (approved and declined).
+// Orders returns the items sent through the API (approved, declined and
+// parked).
 func (b *Batch) Orders() []Item {
 	var out []Item
 	for _, it := range b.Items {
@@ -180,9 +195,14 @@ func (b *Batch) Orders() []Item {
 }
 
 // Poison returns the poison item.
-func (b *Batch) Poison() Item {
+func (b *Batch) Poison() Item { return b.first(KindPoison) }
+
+// Parked returns the parked order's item.
+func (b *Batch) Parked() Item { return b.first(KindParked) }
+
+func (b *Batch) first(k Kind) Item {
 	for _, it := range b.Items {
-		if it.Kind == KindPoison {
+		if it.Kind == k {
 			return it
 		}
 	}
@@ -191,14 +211,15 @@ func (b *Batch) Poison() Item {
 
 // NewBatch plans n items: orders for customers customer-<run>-NNN, the
 // declined customer's order in the middle, the poison message right
-// after it. n below MinOrders is raised to MinOrders.
+// after it, then the parked order. n below MinOrders is raised to
+// MinOrders.
 func NewBatch(n int) *Batch {
 	n = max(n, MinOrders)
 	var rb [4]byte
 	_, _ = rand.Read(rb[:])
 	run := hex.EncodeToString(rb[:])
-	b := &Batch{RunID: run, DeclinedCustomer: "customer-" + run + "-declined"}
-	declined := (n - 1) / 2
+	b := &Batch{RunID: run, DeclinedCustomer: "customer-" + run + "-declined", RefusedCustomer: "customer-" + run + "-refused"}
+	declined := (n - 2) / 2
 	for i := range n {
 		it := Item{Kind: KindOrder, CustomerID: fmt.Sprintf("customer-%s-%03d", run, i), IdempotencyKey: fmt.Sprintf("demo-%s-%03d", run, i)}
 		switch i {
@@ -206,6 +227,8 @@ func NewBatch(n int) *Batch {
 			it.Kind, it.CustomerID = KindDeclined, b.DeclinedCustomer
 		case declined + 1:
 			it = Item{Kind: KindPoison, OrderID: uuid.NewString(), EventID: "poison-" + run}
+		case declined + 2:
+			it.Kind, it.CustomerID = KindParked, b.RefusedCustomer
 		}
 		b.Items = append(b.Items, it)
 	}
@@ -263,8 +286,12 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	return r.Finish(ctx, b)
 }
 
-// Finish settles and observes a sent batch and checks it.
+// Finish releases the batch's parked keys (Release), settles and observes
+// the batch and checks it.
 func (r *Runner) Finish(ctx context.Context, b *Batch) (*Report, error) {
+	if err := r.Release(ctx, b); err != nil {
+		return nil, err
+	}
 	serr := r.Settle(ctx, b)
 	octx := ctx
 	if serr != nil && ctx.Err() != nil {
@@ -291,11 +318,18 @@ func (r *Runner) Send(ctx context.Context, b *Batch) error {
 	return r.SendRange(ctx, b, 0, len(b.Items))
 }
 
-// SendRange sends items [from, to) that are not sent yet. The gateway rule
-// for the declined customer is set before the first order.
+// SendRange sends items [from, to) that are not sent yet. The gateway rules
+// for the declined and the refused customer are set before the first order.
 func (r *Runner) SendRange(ctx context.Context, b *Batch, from, to int) error {
 	if err := r.declineCustomer(ctx, b.DeclinedCustomer); err != nil {
 		return err
+	}
+	if b.RefusedCustomer != "" {
+		err := r.Gateway(ctx, http.MethodPut, "/_fake/behavior",
+			map[string]any{"scope": "customer", "id": b.RefusedCustomer, "mode": "fail", "status": RefusedStatus}, nil)
+		if err != nil {
+			return err
+		}
 	}
 	for i := from; i < to && i < len(b.Items); i++ {
 		it := &b.Items[i]
@@ -445,7 +479,7 @@ func (r *Runner) publishPoison(ctx context.Context, it *Item) error {
 
 // Settle polls until the system is quiet: the dispatcher has nothing in
 // flight and nothing left to pull, no outbox row is pending and every sent
-// order is in a terminal status (shipped or payment_failed), on two
+// order is in a terminal status (shipped, payment_failed or cancelled), on two
 // consecutive polls. While outbox rows are pending and the dispatcher is
 // quiet (no handler is about to publish them) it calls the outbox relay
 // service, at most every RelayEvery, as Cloud Scheduler would. When the
@@ -520,7 +554,8 @@ func pendingOutbox(ctx context.Context, db *pgxpool.Pool) (int64, error) {
 	return n, nil
 }
 
-// openOrders counts the batch's sent orders not in a terminal status.
+// openOrders counts the batch's sent orders not in a terminal status
+// (shipped, payment_failed, cancelled).
 func (r *Runner) openOrders(ctx context.Context, b *Batch) (int, error) {
 	var ids []string
 	for _, it := range b.Items {
@@ -532,7 +567,7 @@ func (r *Runner) openOrders(ctx context.Context, b *Batch) (int, error) {
 		return 0, nil
 	}
 	var n int
-	err := r.db.QueryRow(ctx, `SELECT count(*) FROM orders WHERE id = ANY($1::uuid[]) AND status NOT IN ('shipped', 'payment_failed')`, ids).Scan(&n)
+	err := r.db.QueryRow(ctx, `SELECT count(*) FROM orders WHERE id = ANY($1::uuid[]) AND status NOT IN ('shipped', 'payment_failed', 'cancelled')`, ids).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count open orders: %w", err)
 	}

@@ -102,7 +102,7 @@ func (f *flags) openPubSub(ctx context.Context, probe bool) (*pubsub.Client, str
 		return nil, "", err
 	}
 	where := f.describePubSub(project)
-	client, err := app.NewPubSub(ctx, project)
+	client, err := app.NewPubSubAt(ctx, project, f.c.Getenv("PUBSUB_EMULATOR_HOST"))
 	if err != nil {
 		return nil, "", fmt.Errorf("%s: %w", where, err)
 	}
