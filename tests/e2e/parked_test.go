@@ -67,11 +67,12 @@ func TestParkedKeys(t *testing.T) {
 		}
 	}
 
-	// A: a second dead letter of the same key while it is parked.
+	// A: a second dead letter of the same key while it is parked (two, in
+	// fact: both concurrent pushes of the replay fail and dead-letter).
 	eventctlOK(t, r, ctx, "parked", "replay", scenario.PoisonSubscription, a)
 	waitFor(t, ctx, "the second dead letter of order A's created", func() bool {
 		h, _, err := store.Get(ctx, key(a))
-		return err == nil && h.DeadLetters == 2 && h.State == parking.Parked
+		return err == nil && h.DeadLetters >= 2 && h.State == parking.Parked
 	})
 	for _, id := range []string{a, bID} {
 		if err := r.Cancel(ctx, id, "e2e"); err != nil {
@@ -138,15 +139,19 @@ func TestParkedKeys(t *testing.T) {
 			t.Errorf("order %s: payment applied created at %s, cancelled at %s", id, p.Created, p.Cancelled)
 		}
 	}
-	// A's created was dead-lettered twice (the archive has both).
+	// A's created was dead-lettered again by its replay (the archive has
+	// every copy).
 	copies := 0
 	for _, d := range obs.DeadLetters {
 		if d.Type() == "com.example.orders.order.created.v1" && strings.Contains(string(d.Body), a) {
 			copies++
 		}
 	}
-	if copies != 2 {
-		t.Errorf("order A's created dead-lettered %d times, want 2", copies)
+	if copies < 2 {
+		t.Errorf("order A's created dead-lettered %d times, want at least 2", copies)
+	}
+	if sub := find(rep.Subs, scenario.PoisonSubscription); sub.Failures == 0 {
+		t.Errorf("%s: no failed push: payment was not killed mid-release", sub.Subscription)
 	}
 	if sub := find(rep.Subs, scenario.PoisonSubscription); sub.Pushes <= sub.Pulled || concurrent.n() < 3 {
 		t.Errorf("%s: %d pushes for %d messages, %d replays pushed twice at once: the concurrent redelivery did not happen", sub.Subscription, sub.Pushes, sub.Pulled, concurrent.n())

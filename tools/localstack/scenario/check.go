@@ -273,6 +273,12 @@ func Check(b *Batch, o *Observed) *Report {
 	// record is released), and a replay of either copy is one event.
 	archived := 0
 	index := map[string]int{}
+	parkedOrders := map[string]bool{}
+	for _, it := range b.Items {
+		if it.Kind == KindParked && it.Sent && it.OrderID != "" {
+			parkedOrders[it.OrderID] = true
+		}
+	}
 	for _, e := range o.DeadLetters {
 		class, msg := e.Reason()
 		key := e.SourceSubscription() + "\x00" + e.EventID()
@@ -286,8 +292,8 @@ func Check(b *Batch, o *Observed) *Report {
 		index[key] = len(r.DeadLetters)
 		r.DeadLetters = append(r.DeadLetters, DeadLetterLine{Subscription: e.SourceSubscription(), EventID: e.EventID(), Type: e.Type(),
 			ReasonClass: class, Reason: msg, Attempts: e.Attempts(), Copies: 1})
-		if parked := b.Parked(); parked.Sent && e.Type() == typeCreated && deadletter.Lookup(e.Attributes, "ce-subject") == parked.OrderID {
-			// The parked order's created, refused by the gateway: its
+		if e.Type() == typeCreated && parkedOrders[deadletter.Lookup(e.Attributes, "ce-subject")] {
+			// A parked order's created, refused by the gateway: its
 			// dead letter parks the key (checkParked).
 			if e.SourceSubscription() != PoisonSubscription || !strings.Contains(msg, fmt.Sprint(RefusedStatus)) {
 				fail(InvParked, "the parked order's created was dead-lettered by %s (%s: %s), want %s refusing it with %d", e.SourceSubscription(), class, msg, PoisonSubscription, RefusedStatus)
@@ -358,9 +364,9 @@ func checkParked(b *Batch, o *Observed, r *Report, fail func(string, ...any)) {
 			fail("order %s: payment applied its cancel (%s) before its created (%s)", order, p.Cancelled.Format(time.RFC3339Nano), p.Created.Format(time.RFC3339Nano))
 		}
 	}
-	if p := b.Parked(); p.Sent && p.OrderID != "" {
-		if _, ok := o.PaymentApplied[p.OrderID]; !ok {
-			fail("order %s: no order.cancelled event reached analytics", p.OrderID)
+	for _, it := range b.Items {
+		if _, ok := o.PaymentApplied[it.OrderID]; it.Kind == KindParked && it.Sent && it.OrderID != "" && !ok {
+			fail("order %s: no order.cancelled event reached analytics", it.OrderID)
 		}
 	}
 }
