@@ -47,7 +47,7 @@ func TestDiscoverFindsEveryComponentByConvention(t *testing.T) {
 	for _, c := range comps {
 		names = append(names, c.Name)
 	}
-	if got, want := strings.Join(names, ","), "orders,idempotency,outbox,orderstats,payment,shipment"; got != want {
+	if got, want := strings.Join(names, ","), "orders,idempotency,outbox,parking,orderstats,payment,shipment"; got != want {
 		t.Fatalf("components %s, want %s", got, want)
 	}
 }

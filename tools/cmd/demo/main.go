@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		n         = fs.Int("n", scenario.DefaultOrders, fmt.Sprintf("messages to send, the poison message included (at least %d)", scenario.MinOrders))
+		n         = fs.Int("n", scenario.DefaultOrders, fmt.Sprintf("messages to send, the poison message and the parked order included (at least %d)", scenario.MinOrders))
 		duplicate = fs.Bool("duplicate", false, "deliver every message twice (idempotency)")
 		timeout   = fs.Duration("timeout", defaultTimeout, "give up when the run (start included) takes longer")
 		scale     = fs.Float64("backoff-scale", defaultScale, "multiply the manifests' retry backoff (1 is the real values)")
@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *n < scenario.MinOrders {
-		fmt.Fprintf(stderr, "demo: -n must be at least %d (one approved order, one declined, one poison message)\n", scenario.MinOrders)
+		fmt.Fprintf(stderr, "demo: -n must be at least %d (one approved order, one declined, one poison message, one parked order)\n", scenario.MinOrders)
 		return 2
 	}
 	if *timeout <= 0 || *scale <= 0 {

@@ -15,7 +15,7 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-n", "2"}, "-n must be at least 3"},
+		{[]string{"-n", "3"}, "-n must be at least 4"},
 		{[]string{"-timeout", "0s"}, "must be positive"},
 		{[]string{"-backoff-scale", "-1"}, "must be positive"},
 		{[]string{"extra"}, "unexpected arguments"},
