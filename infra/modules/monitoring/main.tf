@@ -367,8 +367,8 @@ resource "google_monitoring_alert_policy" "needs_operator" {
 }
 
 # Ordering keys parked behind a dead letter (shared/parking): the relay
-# logs a WARNING "ordering keys parked behind a dead letter"
-# (functions/relay.ParkedMessage) every run, one per subscription with
+# logs a WARNING "ordering keys parked behind a dead letter" (ParkedMessage
+# in functions/relay/relay.go) every run, one per subscription with
 # parked keys, with the number of keys and the age of the oldest.
 resource "google_logging_metric" "parked_keys" {
   project         = var.project_id

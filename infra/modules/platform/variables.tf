@@ -157,7 +157,7 @@ variable "alerting" {
   nullable = false
 
   validation {
-    condition     = alltrue([for k in keys(var.alerting.thresholds) : contains(["oldest_unacked_age_seconds", "error_ratio", "sql_cpu_utilization", "sql_disk_utilization", "duration_seconds"], k)])
-    error_message = "The alerting.thresholds keys must be oldest_unacked_age_seconds, error_ratio, sql_cpu_utilization, sql_disk_utilization or duration_seconds."
+    condition     = alltrue([for k in keys(var.alerting.thresholds) : contains(["oldest_unacked_age_seconds", "error_ratio", "sql_cpu_utilization", "sql_disk_utilization", "duration_seconds", "parked_key_age_seconds"], k)])
+    error_message = "The alerting.thresholds keys must be oldest_unacked_age_seconds, error_ratio, sql_cpu_utilization, sql_disk_utilization, duration_seconds or parked_key_age_seconds."
   }
 }
