@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 
+	"example.com/platform/shared/messaging"
+	"example.com/platform/shared/outbox"
 	"example.com/platform/shared/outbox/outboxbench"
 	"example.com/platform/shared/testing/pgtest"
 	"example.com/platform/shared/testing/pubsubtest"
@@ -54,4 +56,53 @@ func BenchmarkRelayDrain(b *testing.B) {
 		b.Logf("run %d: relay %.0f events/s, client alone %.0f events/s: %.2fx", i+1, relayRates[i], clientRates[i], ratios[i])
 	}
 	b.Logf("median relay/client %.2fx (target >= 0.4)", outboxbench.Median(ratios))
+}
+
+// BenchmarkPublishAfterCommitOne is what a handler does after each event:
+// one outbox row written and committed, then published right away
+// (Relay.PublishAfterCommit) to a recording publisher, against the write
+// alone (the baseline, same run):
+//
+//	go test -run '^$' -bench PublishAfterCommitOne ./outbox/
+//
+// The difference is publish after commit's own database work per event.
+func BenchmarkPublishAfterCommitOne(b *testing.B) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(b)
+	if err := outbox.Migrate(ctx, pool); err != nil {
+		b.Fatal(err)
+	}
+	relay, err := outbox.NewRelay(outbox.Config{Pool: pool, Publisher: &messaging.Recorder{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	entry := func(i int) outbox.Entry {
+		return outbox.Entry{Topic: "t", Message: messaging.Message{Data: []byte(`{"n":1}`), OrderingKey: "k" + strconv.Itoa(i%100)}}
+	}
+	b.Run("write", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			if _, err := outbox.WriteMany(ctx, pool, []outbox.Entry{entry(i)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	if _, err := pool.Exec(ctx, `UPDATE outbox SET published_at = now()`); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("write+publish", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			ids, err := outbox.WriteMany(ctx, pool, []outbox.Entry{entry(i)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			st, err := relay.PublishAfterCommit(ctx, ids...)
+			if err != nil || st.Published != 1 {
+				b.Fatalf("published %+v: %v", st, err)
+			}
+		}
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"example.com/platform/shared/messaging"
@@ -230,6 +231,17 @@ type Stats struct {
 //
 // $1 token, $2 lease seconds, $3 limit, $4 the ids (claimGivenSQL only,
 // NULL for claimPendingSQL), $5 the byte limit.
+//
+// Asynchronous commit: every statement of the relay's own bookkeeping
+// (claims and leases, marks, settles, renewals) sets synchronous_commit off
+// for its transaction (set_config(..., true) in the WHERE clause of each
+// write, so it is in force whenever the statement writes), and does not
+// wait for its WAL flush. A server crash can forget the last fraction of a
+// second of them; the rows are then claimable again and published again: a
+// duplicate, which consumers absorb, never a loss or a reordering (WAL is
+// serial: a key's later mark is never durable while an earlier one is
+// lost). The outbox rows themselves are written in the caller's
+// transaction, which commits synchronously.
 const claimPendingSQL = `
 WITH picked0 AS (
 	SELECT c.id AS head, r.id, r.size
@@ -298,7 +310,7 @@ const claimTailSQL = `
 	UPDATE outbox u
 	SET claimed_by = $1::text, lease_until = now() + make_interval(secs => $2::float8)
 	FROM locked l
-	WHERE u.id = l.id
+	WHERE u.id = l.id AND set_config('synchronous_commit', 'off', true) IS NOT NULL
 	RETURNING u.id
 )
 SELECT x.id, x.topic, x.ordering_key, x.data, x.attributes::text, x.id = p.head
@@ -307,13 +319,35 @@ JOIN leased l ON l.id = p.head
 JOIN outbox x ON x.id = p.id
 ORDER BY x.id`
 
+// claimOneSQL is claimGivenSQL for one id ($3): the row is claimed, as
+// the head of its key, when it is pending, not parked, not leased, and no
+// earlier row of its key is pending. $1 token, $2 lease seconds.
+const claimOneSQL = `
+WITH locked AS (
+	SELECT o.id FROM outbox o
+	WHERE o.id = $3::bigint
+	  AND o.published_at IS NULL
+	  AND o.parked_at IS NULL
+	  AND (o.lease_until IS NULL OR o.lease_until < now())
+	  AND (o.ordering_key = '' OR NOT EXISTS (
+	        SELECT 1 FROM outbox p
+	        WHERE p.published_at IS NULL AND p.topic = o.topic
+	          AND p.ordering_key = o.ordering_key AND p.id < o.id))
+	FOR UPDATE SKIP LOCKED
+)
+UPDATE outbox u
+SET claimed_by = $1::text, lease_until = now() + make_interval(secs => $2::float8)
+FROM locked l
+WHERE u.id = l.id AND set_config('synchronous_commit', 'off', true) IS NOT NULL
+RETURNING u.id, u.topic, u.ordering_key, u.data, u.attributes::text, true`
+
 // markPublishedSQL records acknowledged rows that are not the head of
 // their claim. It does not check the lease: a row that was acknowledged is
 // published, whoever holds it now.
 const markPublishedSQL = `
 UPDATE outbox
 SET published_at = clock_timestamp(), attempts = attempts + 1, last_error = NULL
-WHERE id = ANY($1::bigint[]) AND published_at IS NULL`
+WHERE id = ANY($1::bigint[]) AND published_at IS NULL AND set_config('synchronous_commit', 'off', true) IS NOT NULL`
 
 // settleSQL ends a claim $1: it marks its acknowledged heads ($7)
 // published, records the failed rows ($2 ids, $3 errors) with their
@@ -324,7 +358,7 @@ WITH published AS (
 	UPDATE outbox
 	SET published_at = clock_timestamp(), attempts = attempts + 1, last_error = NULL,
 	    claimed_by = NULL, lease_until = NULL
-	WHERE id = ANY($7::bigint[]) AND published_at IS NULL
+	WHERE id = ANY($7::bigint[]) AND published_at IS NULL AND set_config('synchronous_commit', 'off', true) IS NOT NULL
 	RETURNING 1
 ), failed AS (
 	UPDATE outbox AS o
@@ -333,24 +367,33 @@ WITH published AS (
 	    next_attempt_at = clock_timestamp() + make_interval(secs => least($6::float8, $5::float8 * power(2, o.attempts))),
 	    claimed_by = NULL, lease_until = NULL
 	FROM unnest($2::bigint[], $3::text[]) AS f(id, err)
-	WHERE o.id = f.id AND o.published_at IS NULL
+	WHERE o.id = f.id AND o.published_at IS NULL AND set_config('synchronous_commit', 'off', true) IS NOT NULL
 	RETURNING o.id, o.topic, o.ordering_key, o.attempts,
 	          extract(epoch FROM clock_timestamp() - o.created_at)::float8 AS age,
 	          extract(epoch FROM o.next_attempt_at - clock_timestamp())::float8 AS retry_in
 ), released AS (
 	UPDATE outbox
 	SET claimed_by = NULL, lease_until = NULL
-	WHERE id = ANY($4::bigint[]) AND claimed_by = $1 AND published_at IS NULL
+	WHERE id = ANY($4::bigint[]) AND claimed_by = $1 AND published_at IS NULL AND set_config('synchronous_commit', 'off', true) IS NOT NULL
 	RETURNING 1
 )
 SELECT id, topic, ordering_key, attempts, age, retry_in,
        (SELECT count(*) FROM published) + (SELECT count(*) FROM released)
 FROM failed`
 
+// settleHeadsSQL ends a claim whose heads ($1) were all published: the
+// "published" part of settleSQL alone.
+const settleHeadsSQL = `
+UPDATE outbox
+SET published_at = clock_timestamp(), attempts = attempts + 1, last_error = NULL,
+    claimed_by = NULL, lease_until = NULL
+WHERE id = ANY($1::bigint[]) AND published_at IS NULL
+  AND set_config('synchronous_commit', 'off', true) IS NOT NULL`
+
 // renewSQL extends the lease of the heads ($2) of claim $1.
 const renewSQL = `
 UPDATE outbox SET lease_until = now() + make_interval(secs => $3::float8)
-WHERE id = ANY($2::bigint[]) AND claimed_by = $1 AND published_at IS NULL`
+WHERE id = ANY($2::bigint[]) AND claimed_by = $1 AND published_at IS NULL AND set_config('synchronous_commit', 'off', true) IS NOT NULL`
 
 // PublishPending claims up to BatchSize pending rows whose key no other
 // relay holds, publishes them (many in flight at once, each key in id
@@ -394,9 +437,17 @@ func (r *Relay) PublishAfterCommit(ctx context.Context, ids ...int64) (Stats, er
 		return Stats{}, nil
 	}
 	limit := max(r.cfg.BatchSize, len(ids))
-	st, claimed, err := r.drain(ctx, "publish after commit", true, func(ctx context.Context, token string) ([]row, error) {
+	claim := func(ctx context.Context, token string) ([]row, error) {
 		return r.claimN(ctx, claimGivenSQL, token, limit, ids)
-	})
+	}
+	if len(ids) == 1 {
+		// The common case (one event, one message): the general claim's
+		// key walk, size window and head bookkeeping reduce to this row.
+		claim = func(ctx context.Context, token string) ([]row, error) {
+			return r.scanClaim(r.cfg.Pool.Query(ctx, claimOneSQL, token, r.cfg.Lease.Seconds(), ids[0]))
+		}
+	}
+	st, claimed, err := r.drain(ctx, "publish after commit", true, claim)
 	given := make(map[int64]bool, len(ids))
 	for _, id := range ids {
 		given[id] = true
@@ -431,7 +482,11 @@ func (r *Relay) claim(ctx context.Context, sql, token string) ([]row, error) {
 }
 
 func (r *Relay) claimN(ctx context.Context, sql, token string, limit int, ids []int64) ([]row, error) {
-	rs, err := r.cfg.Pool.Query(ctx, sql, token, r.cfg.Lease.Seconds(), limit, ids, int64(r.cfg.MaxInFlightBytes))
+	return r.scanClaim(r.cfg.Pool.Query(ctx, sql, token, r.cfg.Lease.Seconds(), limit, ids, int64(r.cfg.MaxInFlightBytes)))
+}
+
+// scanClaim reads the rows a claim statement returned.
+func (r *Relay) scanClaim(rs pgx.Rows, err error) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -813,7 +868,14 @@ func (e *engine) settleClaim(ctx context.Context, b *claimBatch) {
 			slog.Int64("outbox_id", f.row.id), slog.String("topic", f.row.topic), slog.String("ordering_key", f.row.key),
 			slog.Any("error", f.err))
 	}
-	if len(ids) > 0 || len(release) > 0 || len(headsPublished) > 0 {
+	if len(ids) == 0 && len(release) == 0 && len(headsPublished) > 0 {
+		// Every head was published (the common case): one plain UPDATE,
+		// the published part of settleSQL.
+		if _, err := r.cfg.Pool.Exec(ctx, settleHeadsSQL, headsPublished); err != nil {
+			e.fail(fmt.Errorf("outbox: %s: settle a claim: mark %d published heads (their lease will expire and they will be published again): %w",
+				e.what, len(headsPublished), err))
+		}
+	} else if len(ids) > 0 || len(release) > 0 || len(headsPublished) > 0 {
 		rows, err := r.cfg.Pool.Query(ctx, settleSQL, b.token, ids, msgs, nonNilIDs(release),
 			r.cfg.RetryBackoff.Seconds(), r.cfg.MaxRetryBackoff.Seconds(), nonNilIDs(headsPublished))
 		if err == nil {

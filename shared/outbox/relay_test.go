@@ -531,6 +531,43 @@ func TestPublishAfterCommit(t *testing.T) {
 			t.Fatalf("key k published %v", got["k"])
 		}
 	})
+	// One id (what a handler passes after each event) takes its own claim
+	// statement: the same rules.
+	t.Run("one row: published once, never ahead of its key, not while leased or parked", func(t *testing.T) {
+		e := newEnv(t)
+		ctx := context.Background()
+		r := e.relay(t, outbox.Config{Logger: quiet})
+		older := e.write(t, entry("k", 0))
+		id := e.write(t, entry("k", 1))
+		if st, err := r.PublishAfterCommit(ctx, id...); err != nil || st.Published != 0 || st.Skipped != 1 {
+			t.Fatalf("behind k#0: %+v, %v", st, err)
+		}
+		if st, err := r.PublishAfterCommit(ctx, older...); err != nil || st.Published != 1 {
+			t.Fatalf("k#0: %+v, %v", st, err)
+		}
+		if st, err := r.PublishAfterCommit(ctx, id...); err != nil || st.Published != 1 {
+			t.Fatalf("k#1 after k#0: %+v, %v", st, err)
+		}
+		if st, err := r.PublishAfterCommit(ctx, id...); err != nil || st.Published != 0 || st.Skipped != 1 {
+			t.Fatalf("again: %+v, %v", st, err)
+		}
+		if got := e.published(t); !slices.Equal(got["k"], seqs(0, 2)) {
+			t.Fatalf("key k published %v", got["k"])
+		}
+		parked := e.write(t, entry("p", 0))
+		if err := outbox.Park(ctx, e.pool, parked[0]); err != nil {
+			t.Fatal(err)
+		}
+		leased := e.write(t, entry("", 0))
+		if _, err := e.pool.Exec(ctx, `UPDATE outbox SET claimed_by = 'other', lease_until = now() + interval '1 minute' WHERE id = $1`, leased[0]); err != nil {
+			t.Fatal(err)
+		}
+		for _, ids := range [][]int64{parked, leased} {
+			if st, err := r.PublishAfterCommit(ctx, ids...); err != nil || st.Published != 0 || st.Skipped != 1 {
+				t.Fatalf("parked or leased row %v: %+v, %v", ids, st, err)
+			}
+		}
+	})
 	t.Run("rows between the given ones are published in order", func(t *testing.T) {
 		e := newEnv(t)
 		ctx := context.Background()
