@@ -88,20 +88,7 @@ func TestHTTPGatewayAnswers(t *testing.T) {
 			s := &scripted{answers: c.answers}
 			g := newClient(t, s, GatewayConfig{APIKey: "k"})
 			got, err := g.Charge(context.Background(), chargeReq)
-			switch c.class {
-			case "":
-				if err != nil || got != c.want {
-					t.Fatalf("got %+v, %v; want %+v", got, err, c.want)
-				}
-			case "transient":
-				if !retry.IsTransient(err) {
-					t.Fatalf("err %v, want transient", err)
-				}
-			case "permanent":
-				if !retry.IsPermanent(err) {
-					t.Fatalf("err %v, want permanent", err)
-				}
-			}
+			wantOutcome(t, got, err, c.want, c.class)
 			want(t, "calls", int(s.calls.Load()), c.calls)
 		})
 	}
@@ -220,20 +207,7 @@ func TestHTTPGatewayRefund(t *testing.T) {
 			s := &scripted{answers: c.answers}
 			g := newClient(t, s, GatewayConfig{APIKey: "k"})
 			got, err := g.Refund(context.Background(), refundReq)
-			switch c.class {
-			case "":
-				if err != nil || got != c.want {
-					t.Fatalf("got %+v, %v; want %+v", got, err, c.want)
-				}
-			case "transient":
-				if !retry.IsTransient(err) {
-					t.Fatalf("err %v, want transient", err)
-				}
-			case "permanent":
-				if !retry.IsPermanent(err) {
-					t.Fatalf("err %v, want permanent", err)
-				}
-			}
+			wantOutcome(t, got, err, c.want, c.class)
 			want(t, "calls", int(s.calls.Load()), c.calls)
 		})
 	}
@@ -271,4 +245,26 @@ func TestHTTPGatewayRefundSharesTheBreaker(t *testing.T) {
 		t.Fatalf("refund: %v, want a transient breaker.ErrOpen", err)
 	}
 	want(t, "calls", int(s.calls.Load()), 2)
+}
+
+// wantOutcome checks a gateway call's result: got == want and no error
+// when class is "", else an error of that retry class.
+func wantOutcome[R comparable](t *testing.T, got R, err error, want R, class string) {
+	t.Helper()
+	switch class {
+	case "":
+		if err != nil || got != want {
+			t.Fatalf("got %+v, %v; want %+v", got, err, want)
+		}
+	case "transient":
+		if !retry.IsTransient(err) {
+			t.Fatalf("err %v, want transient", err)
+		}
+	case "permanent":
+		if !retry.IsPermanent(err) {
+			t.Fatalf("err %v, want permanent", err)
+		}
+	default:
+		t.Fatalf("unknown class %q", class)
+	}
 }

@@ -28,7 +28,6 @@ import (
 	"example.com/platform/tools/localstack/dispatch"
 	"example.com/platform/tools/localstack/scenario"
 	"example.com/platform/tools/localstack/stack"
-	"example.com/platform/tools/ops/cli"
 )
 
 // backoffScale shortens the manifests' retry backoff (10s..600s) 100x for
@@ -133,24 +132,18 @@ func checkHistories(t *testing.T, r *scenario.Runner, b *scenario.Batch) {
 	}
 }
 
-// eventctl runs the operator CLI in process against the stack, with the
-// environment a client of the stack gets (stack.Env).
-func eventctl(t *testing.T, s *stack.Stack, args ...string) string {
+// eventctl runs the operator CLI in process against r's stack
+// (scenario.Runner.Eventctl: the environment a client of the stack gets)
+// and returns its output; a non-zero exit fails t.
+func eventctl(t *testing.T, r *scenario.Runner, args ...string) string {
 	t.Helper()
-	env := map[string]string{}
-	for _, kv := range s.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
-	var stdout, stderr bytes.Buffer
-	c := &cli.Command{Stdout: &stdout, Stderr: &stderr, Stdin: strings.NewReader(""),
-		Getenv: func(k string) string { return env[k] }, Interactive: func() bool { return false }}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if code := c.Run(ctx, args); code != cli.ExitOK {
-		t.Fatalf("eventctl %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
+	out, err := r.Eventctl(ctx, args...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return stdout.String()
+	return out
 }
 
 // The demo flow: 19 orders through the API (one declined, one parked and
@@ -195,7 +188,7 @@ func TestOrdersFlowEndToEnd(t *testing.T) {
 	}
 
 	// ... and the operator CLI shows it, with the same archive file.
-	list := eventctl(t, s, "dlq", "list", "--archive", "jsonl:"+s.SinkFiles[scenario.DeadLetter])
+	list := eventctl(t, r, "dlq", "list", "--archive", "jsonl:"+s.SinkFiles[scenario.DeadLetter])
 	for _, w := range []string{poison.EventID, scenario.PoisonSubscription, "not found"} {
 		if !strings.Contains(list, w) {
 			t.Errorf("eventctl dlq list lacks %q:\n%s", w, list)
@@ -204,16 +197,16 @@ func TestOrdersFlowEndToEnd(t *testing.T) {
 	var listed struct {
 		Entries []map[string]any `json:"entries"`
 	}
-	if err := json.Unmarshal([]byte(eventctl(t, s, "dlq", "list", "--json", "--archive", "jsonl:"+s.SinkFiles[scenario.DeadLetter])), &listed); err != nil {
+	if err := json.Unmarshal([]byte(eventctl(t, r, "dlq", "list", "--json", "--archive", "jsonl:"+s.SinkFiles[scenario.DeadLetter])), &listed); err != nil {
 		t.Fatalf("eventctl dlq list --json: %v", err)
 	}
 	if len(listed.Entries) != 2 {
 		t.Errorf("eventctl dlq list --json: %d entries, want 2: %v", len(listed.Entries), listed.Entries)
 	}
-	if parked := eventctl(t, s, "parked", "list"); !strings.Contains(parked, "no parked keys") {
+	if parked := eventctl(t, r, "parked", "list"); !strings.Contains(parked, "no parked keys") {
 		t.Errorf("eventctl parked list after the demo:\n%s", parked)
 	}
-	status := eventctl(t, s, "outbox", "status")
+	status := eventctl(t, r, "outbox", "status")
 	if !strings.Contains(status, "nothing pending") {
 		t.Errorf("eventctl outbox status:\n%s", status)
 	}

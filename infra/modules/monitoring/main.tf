@@ -370,50 +370,28 @@ resource "google_monitoring_alert_policy" "needs_operator" {
 # logs a WARNING "ordering keys parked behind a dead letter" (ParkedMessage
 # in functions/relay/relay.go) every run, one per subscription with
 # parked keys, with the number of keys and the age of the oldest.
-resource "google_logging_metric" "parked_keys" {
-  project         = var.project_id
-  name            = "parked_keys"
-  filter          = "severity=WARNING AND jsonPayload.message=\"ordering keys parked behind a dead letter\""
-  value_extractor = "EXTRACT(jsonPayload.parked_keys)"
-
-  metric_descriptor {
-    metric_kind  = "DELTA"
-    value_type   = "DISTRIBUTION"
-    unit         = "1"
-    display_name = "Parked ordering keys"
-    labels {
-      key        = "consumer"
-      value_type = "STRING"
-    }
-    labels {
-      key        = "subscription"
-      value_type = "STRING"
-    }
-  }
-  label_extractors = {
-    consumer     = "EXTRACT(jsonPayload.consumer)"
-    subscription = "EXTRACT(jsonPayload.subscription)"
-  }
-  bucket_options {
-    exponential_buckets {
-      num_finite_buckets = 16
-      growth_factor      = 2
-      scale              = 1
-    }
+locals {
+  # The two distributions read from the relay's line: how many keys are
+  # parked, and how old the oldest is.
+  parked_metrics = {
+    parked_keys            = { field = "parked_keys", unit = "1", display = "Parked ordering keys", scale = 1, buckets = 16 }
+    parked_key_age_seconds = { field = "oldest_age_seconds", unit = "s", display = "Age of the oldest parked ordering key", scale = 60, buckets = 20 }
   }
 }
 
-resource "google_logging_metric" "parked_key_age" {
+resource "google_logging_metric" "parked" {
+  for_each = local.parked_metrics
+
   project         = var.project_id
-  name            = "parked_key_age_seconds"
+  name            = each.key
   filter          = "severity=WARNING AND jsonPayload.message=\"ordering keys parked behind a dead letter\""
-  value_extractor = "EXTRACT(jsonPayload.oldest_age_seconds)"
+  value_extractor = "EXTRACT(jsonPayload.${each.value.field})"
 
   metric_descriptor {
     metric_kind  = "DELTA"
     value_type   = "DISTRIBUTION"
-    unit         = "s"
-    display_name = "Age of the oldest parked ordering key"
+    unit         = each.value.unit
+    display_name = each.value.display
     labels {
       key        = "consumer"
       value_type = "STRING"
@@ -429,9 +407,9 @@ resource "google_logging_metric" "parked_key_age" {
   }
   bucket_options {
     exponential_buckets {
-      num_finite_buckets = 20
+      num_finite_buckets = each.value.buckets
       growth_factor      = 2
-      scale              = 60
+      scale              = each.value.scale
     }
   }
 }
@@ -451,7 +429,7 @@ resource "google_monitoring_alert_policy" "parked_keys" {
   conditions {
     display_name = "Oldest parked key of ${join(", ", each.value)}"
     condition_threshold {
-      filter          = "resource.type = \"cloud_run_revision\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.parked_key_age.name}\" AND metric.labels.consumer = one_of(${join(", ", [for f in each.value : "\"${f}\""])})"
+      filter          = "resource.type = \"cloud_run_revision\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.parked["parked_key_age_seconds"].name}\" AND metric.labels.consumer = one_of(${join(", ", [for f in each.value : "\"${f}\""])})"
       comparison      = "COMPARISON_GT"
       threshold_value = var.thresholds.parked_key_age_seconds
       duration        = "0s"

@@ -920,39 +920,33 @@ func canonical(req any) []byte {
 
 func validate(req ChargeRequest, key string) string {
 	var probs []string
-	if key == "" {
-		probs = append(probs, "Idempotency-Key header is required")
-	}
-	if req.OrderID == "" {
-		probs = append(probs, "order_id is required")
-	}
 	if req.CustomerID == "" {
 		probs = append(probs, "customer_id is required")
 	}
-	if req.Amount <= 0 {
-		probs = append(probs, "amount must be positive")
-	}
-	if len(req.Currency) != 3 || strings.ToUpper(req.Currency) != req.Currency {
-		probs = append(probs, "currency must be a three-letter upper-case code")
-	}
-	return strings.Join(probs, "; ")
+	return problems(probs, key, req.OrderID, req.Amount, req.Currency)
 }
 
 func validateRefund(req RefundRequest, key string) string {
 	var probs []string
-	if key == "" {
-		probs = append(probs, "Idempotency-Key header is required")
-	}
 	if req.ChargeReference == "" {
 		probs = append(probs, "charge_reference is required")
 	}
-	if req.OrderID == "" {
+	return problems(probs, key, req.OrderID, req.Amount, req.Currency)
+}
+
+// problems adds the checks charges and refunds share to probs and joins
+// them ("" when there are none).
+func problems(probs []string, key, orderID string, amount int64, currency string) string {
+	if key == "" {
+		probs = append([]string{"Idempotency-Key header is required"}, probs...)
+	}
+	if orderID == "" {
 		probs = append(probs, "order_id is required")
 	}
-	if req.Amount <= 0 {
+	if amount <= 0 {
 		probs = append(probs, "amount must be positive")
 	}
-	if len(req.Currency) != 3 || strings.ToUpper(req.Currency) != req.Currency {
+	if len(currency) != 3 || strings.ToUpper(currency) != currency {
 		probs = append(probs, "currency must be a three-letter upper-case code")
 	}
 	return strings.Join(probs, "; ")
