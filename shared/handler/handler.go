@@ -397,9 +397,8 @@ func DeadLetter(consumer string, pub *deadletter.Publisher, logger *slog.Logger,
 				return fmt.Errorf("%w (dead-letter publish failed: %v)", err, perr)
 			}
 			logger.WarnContext(ctx, "event dead-lettered", "error", err.Error(), "dead_letter_topic", pub.Topic, "dead_letter_message_id", id)
-			setOutcome(ctx, "dead-lettered")
 			if o, ok := ctx.Value(outcomeKey{}).(*outcome); ok {
-				o.deadLetter = &deadLettered{id: id, reason: err.Error()}
+				o.v, o.deadLetter = "dead-lettered", &deadLettered{id: id, reason: err.Error()}
 			}
 			return nil
 		}
