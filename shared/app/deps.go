@@ -14,6 +14,7 @@ import (
 	"example.com/platform/shared/messaging"
 	"example.com/platform/shared/outbox"
 	"example.com/platform/shared/parking"
+	"example.com/platform/shared/postgres"
 )
 
 // Deps are the connections a function shares between requests. Fields are
@@ -32,12 +33,13 @@ type Deps struct {
 }
 
 // Open connects everything needs asks for: PostgreSQL (with
-// env.Database.Migrate it applies the kernel's idempotency and outbox
-// migrations, which is safe from every instance at once; otherwise it
-// checks they are applied and fails with postgres.ErrNotMigrated, a
-// transient error, when they are not), Pub/Sub with a publisher, an outbox relay, the
-// idempotency store and the dead-letter publisher. On error it closes
-// what it opened.
+// env.Database.Migrate it applies the kernel's idempotency, outbox and
+// parking migrations, then needs.Migrations, which is safe from every
+// instance at once; otherwise it checks they are all applied, in one
+// query, and fails with postgres.ErrNotMigrated, a transient error, when
+// they are not), Pub/Sub with a publisher (created while PostgreSQL
+// connects), an outbox relay, the idempotency store and the dead-letter
+// publisher. On error it closes what it opened.
 func Open(ctx context.Context, env Env, needs Needs, logger *slog.Logger) (_ *Deps, err error) {
 	if logger == nil {
 		logger = NewLogger(nil, env)
@@ -48,30 +50,50 @@ func Open(ctx context.Context, env Env, needs Needs, logger *slog.Logger) (_ *De
 			d.Close()
 		}
 	}()
+	// A cold start pays for both; neither waits for the other.
+	var (
+		client  *pubsub.Client
+		dialErr = make(chan error, 1)
+	)
 	if needs.PubSub {
-		if d.PubSub, err = NewPubSub(ctx, env.Project); err != nil {
-			return nil, err
+		go func() {
+			var err error
+			client, err = NewPubSub(ctx, env.Project)
+			dialErr <- err
+		}()
+	} else {
+		dialErr <- nil
+	}
+	var pool *pgxpool.Pool
+	if needs.Database {
+		var closeDB func()
+		pool, closeDB, err = OpenDB(ctx, env.Database)
+		if err == nil {
+			d.DB = pool
+			d.closers = append(d.closers, closeDB)
+			if env.Database.Migrate {
+				err = migrate(ctx, pool, append(kernelMigrations(), needs.Migrations...))
+			} else {
+				err = checkMigrated(ctx, pool, append(kernelMigrations(), needs.Migrations...))
+			}
 		}
-		d.closers = append(d.closers, func() { d.PubSub.Close() })
+	}
+	if perr := <-dialErr; perr != nil && err == nil {
+		err = perr
+	}
+	if client != nil {
+		d.PubSub = client
+		d.closers = append(d.closers, func() { client.Close() })
+	}
+	if err != nil {
+		return nil, err
+	}
+	if d.PubSub != nil {
 		d.Publisher = messaging.NewPubSub(d.PubSub)
 		d.closers = append(d.closers, d.Publisher.Stop)
 		d.DeadLetter = &deadletter.Publisher{Topic: env.DeadLetterTopic, Messages: d.Publisher}
 	}
-	if needs.Database {
-		pool, closeDB, err := OpenDB(ctx, env.Database)
-		if err != nil {
-			return nil, err
-		}
-		d.DB = pool
-		d.closers = append(d.closers, closeDB)
-		if env.Database.Migrate {
-			err = migrateKernel(ctx, pool)
-		} else {
-			err = checkMigrated(ctx, pool, kernelMigrations())
-		}
-		if err != nil {
-			return nil, err
-		}
+	if pool != nil {
 		if d.Idempotency, err = idempotency.New(pool, idempotency.Config{}); err != nil {
 			return nil, err
 		}
@@ -152,9 +174,9 @@ func kernelMigrations() []Migration {
 	}
 }
 
-// migrateKernel applies the kernel's schema.
-func migrateKernel(ctx context.Context, pool *pgxpool.Pool) error {
-	for _, m := range kernelMigrations() {
+// migrate applies the schemas of ms, in order, as their owner.
+func migrate(ctx context.Context, pool *pgxpool.Pool, ms []Migration) error {
+	for _, m := range ms {
 		if err := m.apply(ctx, pool); err != nil {
 			return fmt.Errorf("migrate %s: %w", m.Name, err)
 		}
@@ -163,12 +185,15 @@ func migrateKernel(ctx context.Context, pool *pgxpool.Pool) error {
 }
 
 // checkMigrated returns an error wrapping postgres.ErrNotMigrated when pool
-// lacks a migration of ms.
+// lacks a migration of ms. It reads every version table in one query.
 func checkMigrated(ctx context.Context, pool *pgxpool.Pool, ms []Migration) error {
-	for _, m := range ms {
-		if err := m.check(ctx, pool); err != nil {
+	schemas := make([]postgres.Schema, len(ms))
+	for i, m := range ms {
+		fsys, err := m.files()
+		if err != nil {
 			return err
 		}
+		schemas[i] = postgres.Schema{Component: m.Name, FS: fsys}
 	}
-	return nil
+	return postgres.CheckAllMigrated(ctx, pool, schemas...)
 }

@@ -46,6 +46,10 @@ var ErrConfig = errors.New("configuration")
 type Needs struct {
 	Database bool
 	PubSub   bool
+	// Migrations are the program's own schemas, after the kernel's: Open
+	// applies them with the kernel's (Database.Migrate) or checks them
+	// with the kernel's, in one query.
+	Migrations []Migration
 	// Vars are program-specific variables.
 	Vars []Var
 }

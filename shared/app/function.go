@@ -235,14 +235,14 @@ func Register(f Function) *Registered {
 func (r *Registered) EntryPoint() string { return r.manifest.EntryPoint }
 
 // Needs is what the function requires from its environment: PostgreSQL
-// when the manifest says database: true, Pub/Sub when it publishes or
-// dead-letters, and its Vars.
+// when the manifest says database: true (and its Migrations), Pub/Sub when
+// it publishes or dead-letters, and its Vars.
 func (r *Registered) Needs() Needs {
 	pubsub := len(r.manifest.Publishes) > 0
 	if r.manifest.Kind == manifest.KindCloudEvent && !r.f.Consumer.raw {
 		pubsub = true // permanent failures are dead-lettered
 	}
-	return Needs{Database: r.manifest.Database, PubSub: pubsub, Vars: r.f.Vars}
+	return Needs{Database: r.manifest.Database, PubSub: pubsub, Vars: r.f.Vars, Migrations: r.f.Migrations}
 }
 
 // Build reads the environment from getenv (os.Getenv when nil), opens what
@@ -268,16 +268,6 @@ func (r *Registered) Build(ctx context.Context, getenv func(string) string) (_ h
 			d.Close()
 		}
 	}()
-	if d.DB != nil {
-		if env.Database.Migrate {
-			err = r.migrate(ctx, d.DB)
-		} else {
-			err = checkMigrated(ctx, d.DB, r.f.Migrations)
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
 	var h http.Handler
 	if r.f.Serve != nil {
 		if h, err = r.f.Serve(ctx, d); err != nil {
@@ -324,19 +314,7 @@ func (r *Registered) ordering() map[string]handler.OrderedSubscription {
 // start only with DB_MIGRATE=true. It is safe to run from several
 // processes at once.
 func (r *Registered) Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	if err := migrateKernel(ctx, pool); err != nil {
-		return err
-	}
-	return r.migrate(ctx, pool)
-}
-
-func (r *Registered) migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	for _, m := range r.f.Migrations {
-		if err := m.apply(ctx, pool); err != nil {
-			return fmt.Errorf("migrate %s: %w", m.Name, err)
-		}
-	}
-	return nil
+	return migrate(ctx, pool, r.Migrations())
 }
 
 // Migrations are the components the function's schema consists of, in

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -121,37 +122,56 @@ func (m *Migrator) Status(ctx context.Context) ([]*goose.MigrationStatus, error)
 // has not applied. It only reads (the version table; SELECT is enough), so
 // a function's role may call it: it is CheckMigrated's test.
 func (m *Migrator) Pending(ctx context.Context) ([]int64, error) {
-	applied := map[int64]bool{}
-	rows, err := m.pool.Query(ctx, `SELECT version_id FROM `+pgIdent(VersionTable(m.Component))+` WHERE is_applied`)
+	applied, err := appliedVersions(ctx, m.pool, m.Component)
 	if err != nil {
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "42P01" { // undefined_table: never migrated
-			rows = nil
-		} else {
-			return nil, err
-		}
+		return nil, err
 	}
-	if rows != nil {
-		for rows.Next() {
-			var v int64
-			if err := rows.Scan(&v); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			applied[v] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	}
+	return m.pending(applied), nil
+}
+
+// pending is the versions of the component's files not in applied.
+func (m *Migrator) pending(applied map[int64]bool) []int64 {
 	var pending []int64
 	for _, s := range m.provider.ListSources() {
 		if !applied[s.Version] {
 			pending = append(pending, s.Version)
 		}
 	}
-	return pending, nil
+	return pending
+}
+
+// appliedVersions reads the applied versions of component; none when its
+// version table does not exist (never migrated).
+func appliedVersions(ctx context.Context, pool *pgxpool.Pool, component string) (map[int64]bool, error) {
+	rows, err := pool.Query(ctx, `SELECT version_id FROM `+pgIdent(VersionTable(component))+` WHERE is_applied`)
+	if err != nil {
+		if isUndefinedTable(err) {
+			return map[int64]bool{}, nil
+		}
+		return nil, err
+	}
+	applied := map[int64]bool{}
+	var v int64
+	_, err = pgx.ForEachRow(rows, []any{&v}, func() error {
+		applied[v] = true
+		return nil
+	})
+	if isUndefinedTable(err) {
+		return map[int64]bool{}, nil
+	}
+	return applied, err
+}
+
+func isUndefinedTable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42P01"
+}
+
+// Schema is one component's migrations (the goose files of FS), for
+// CheckAllMigrated.
+type Schema struct {
+	Component string
+	FS        fs.FS
 }
 
 // CheckMigrated returns an error wrapping ErrNotMigrated, naming the
@@ -159,19 +179,82 @@ func (m *Migrator) Pending(ctx context.Context) ([]int64, error) {
 // every file of fsys; nil when it has. It runs no DDL and takes no lock:
 // functions call it at start instead of migrating (see app.Build).
 func CheckMigrated(ctx context.Context, pool *pgxpool.Pool, component string, fsys fs.FS) error {
-	m, err := open(pool, component, fsys)
-	if err != nil {
-		return err
+	return CheckAllMigrated(ctx, pool, Schema{Component: component, FS: fsys})
+}
+
+// CheckAllMigrated is CheckMigrated for several components in one query:
+// a function checks the kernel's schemas and its own at its cold start,
+// and each query is a round trip to the database (more than a millisecond
+// to Cloud SQL). The error names the first component, in the order given,
+// that lacks a version. A component whose version table does not exist yet
+// fails the query; then each is checked on its own, to name it.
+func CheckAllMigrated(ctx context.Context, pool *pgxpool.Pool, schemas ...Schema) error {
+	ms := make([]*Migrator, len(schemas))
+	for i, s := range schemas {
+		m, err := open(pool, s.Component, s.FS)
+		if err != nil {
+			return err
+		}
+		defer m.close()
+		ms[i] = m
 	}
-	defer m.close()
-	pending, err := m.Pending(ctx)
-	if err != nil {
-		return fmt.Errorf("check schema of %s: %w", component, err)
+	applied, err := appliedAll(ctx, pool, ms)
+	if isUndefinedTable(err) {
+		applied = make([]map[int64]bool, len(ms))
+		for i, m := range ms {
+			if applied[i], err = appliedVersions(ctx, pool, m.Component); err != nil {
+				break
+			}
+		}
 	}
-	if len(pending) > 0 {
-		return fmt.Errorf("%w: %s lacks versions %v", ErrNotMigrated, component, pending)
+	if err != nil {
+		return fmt.Errorf("check schema of %s: %w", components(ms), err)
+	}
+	for i, m := range ms {
+		if pending := m.pending(applied[i]); len(pending) > 0 {
+			return fmt.Errorf("%w: %s lacks versions %v", ErrNotMigrated, m.Component, pending)
+		}
 	}
 	return nil
+}
+
+// appliedAll reads the applied versions of every component of ms, by
+// index, in one query.
+func appliedAll(ctx context.Context, pool *pgxpool.Pool, ms []*Migrator) ([]map[int64]bool, error) {
+	applied := make([]map[int64]bool, len(ms))
+	if len(ms) == 0 {
+		return applied, nil
+	}
+	var q strings.Builder
+	for i, m := range ms {
+		applied[i] = map[int64]bool{}
+		if i > 0 {
+			q.WriteString(" UNION ALL ")
+		}
+		fmt.Fprintf(&q, "SELECT %d, version_id FROM %s WHERE is_applied", i, pgIdent(VersionTable(m.Component)))
+	}
+	rows, err := pool.Query(ctx, q.String())
+	if err != nil {
+		return nil, err
+	}
+	var (
+		i int
+		v int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&i, &v}, func() error {
+		applied[i][v] = true
+		return nil
+	})
+	return applied, err
+}
+
+// components names the components of ms, for an error.
+func components(ms []*Migrator) string {
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.Component
+	}
+	return strings.Join(names, ", ")
 }
 
 // adoptLegacy seeds the component's goose version table, once, from the

@@ -164,6 +164,44 @@ func TestCheckMigratedAndDown(t *testing.T) {
 	}
 }
 
+// TestCheckAllMigratedNamesTheComponentBehind checks several components
+// in one query: nil when every one is migrated, else ErrNotMigrated naming
+// the first one behind and its versions, whether its version table lacks
+// a row or does not exist at all.
+func TestCheckAllMigratedNamesTheComponentBehind(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	one := fstest.MapFS{"0001_a.sql": gooseFile("CREATE TABLE a (id int)", "DROP TABLE a")}
+	two := fstest.MapFS{
+		"0001_b.sql": gooseFile("CREATE TABLE b (id int)", "DROP TABLE b"),
+		"0002_b.sql": gooseFile("ALTER TABLE b ADD COLUMN note text", "ALTER TABLE b DROP COLUMN note"),
+	}
+	schemas := []postgres.Schema{{Component: "one", FS: one}, {Component: "two", FS: two}}
+	if err := postgres.Migrate(ctx, pool, "one", one); err != nil {
+		t.Fatal(err)
+	}
+	err := postgres.CheckAllMigrated(ctx, pool, schemas...)
+	if !errors.Is(err, postgres.ErrNotMigrated) || !strings.Contains(err.Error(), "two lacks versions [1 2]") {
+		t.Fatalf("version table of two missing: got %v, want ErrNotMigrated naming two", err)
+	}
+	if err := postgres.Migrate(ctx, pool, "two", two); err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.CheckAllMigrated(ctx, pool, schemas...); err != nil {
+		t.Fatalf("both migrated: %v", err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE goose_two SET is_applied = false WHERE version_id = 2`); err != nil {
+		t.Fatal(err)
+	}
+	err = postgres.CheckAllMigrated(ctx, pool, schemas...)
+	if !errors.Is(err, postgres.ErrNotMigrated) || !strings.Contains(err.Error(), "two lacks versions [2]") {
+		t.Fatalf("version 2 of two not applied: got %v", err)
+	}
+	if err := postgres.CheckAllMigrated(ctx, pool, postgres.Schema{Component: `x"y`, FS: one}); err == nil {
+		t.Fatal("invalid component name accepted")
+	}
+}
+
 func TestInvalidComponent(t *testing.T) {
 	pool := pgtest.NewPool(t)
 	if err := postgres.Migrate(context.Background(), pool, `x"; DROP TABLE y; --`, fstest.MapFS{}); err == nil {
