@@ -143,7 +143,7 @@ func (m *Migrator) pending(applied map[int64]bool) []int64 {
 // appliedVersions reads the applied versions of component; none when its
 // version table does not exist (never migrated).
 func appliedVersions(ctx context.Context, pool *pgxpool.Pool, component string) (map[int64]bool, error) {
-	rows, err := pool.Query(ctx, `SELECT version_id FROM `+pgIdent(VersionTable(component))+` WHERE is_applied`)
+	rows, err := pool.Query(ctx, `SELECT version_id FROM `+pgIdent(VersionTable(component))+` WHERE is_applied`, pgx.QueryExecModeExec)
 	if err != nil {
 		if isUndefinedTable(err) {
 			return map[int64]bool{}, nil
@@ -233,7 +233,9 @@ func appliedAll(ctx context.Context, pool *pgxpool.Pool, ms []*Migrator) ([]map[
 		}
 		fmt.Fprintf(&q, "SELECT %d, version_id FROM %s WHERE is_applied", i, pgIdent(VersionTable(m.Component)))
 	}
-	rows, err := pool.Query(ctx, q.String())
+	// Run once per process: preparing it (pgx's default) would cost a
+	// round trip of its own.
+	rows, err := pool.Query(ctx, q.String(), pgx.QueryExecModeExec)
 	if err != nil {
 		return nil, err
 	}
