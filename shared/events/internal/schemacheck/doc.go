@@ -43,8 +43,11 @@
 // detailed output reports its leaf errors: at the location of the
 // offending value, worded as that library words it in English. Where the
 // library returns only the first failure at a location (a wrong type, a
-// const or enum mismatch), so does Validate. Two differences: the
+// const or enum mismatch), so does Validate. The differences: the
 // additional properties of one object are listed sorted (the library
-// lists them in map order), and a document nested more than MaxDepth
-// levels is refused as an error.
+// lists them in map order); a document nested more than MaxDepth levels
+// is refused as an error; and a number whose exponent exceeds a million
+// is compared exactly, where the library, which cannot convert it to a
+// big.Rat, calls 1e1000001 no integer and panics comparing it with a
+// minimum.
 package schemacheck
