@@ -11,8 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-
+	"example.com/platform/shared/events/internal/schemacheck"
 	"example.com/platform/shared/retry"
 )
 
@@ -69,7 +68,7 @@ type TypeInfo struct {
 	decode func(data []byte) (Payload, error)
 	// schema, when set by RegisterSchema, validates the raw data before
 	// it is decoded.
-	schema *jsonschema.Schema
+	schema *schemacheck.Schema
 }
 
 // GoType is the payload type registered for the event type (the T of

@@ -46,7 +46,10 @@ func Schema(ti events.TypeInfo) ([]byte, error) {
 //   - nested named structs are $defs referenced with local $refs, so the
 //     schema is one self-contained document;
 //   - jsonschema struct tags (github.com/invopop/jsonschema) add
-//     constraints such as enum, minimum or maxLength.
+//     constraints such as enum, minimum or maxLength; only those the
+//     events runtime validator supports (see events.RegisterSchema): a
+//     tag that emits another keyword, such as oneOf, gives a schema that
+//     RegisterSchema refuses.
 //
 // The output is indented JSON ending in a newline, stable for a given type.
 func SchemaOf(t reflect.Type, typ, id string) ([]byte, error) {
