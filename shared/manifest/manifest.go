@@ -136,7 +136,7 @@ var KernelTables = []string{"processed_events", "outbox", "parked_keys", "parked
 
 // tableRE is a table name a manifest may grant: a plain, unquoted
 // PostgreSQL identifier.
-var tableRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+var tableRE = bounded(`^[a-z_][a-z0-9_]*$`, 1, 63)
 
 // Owner is the team that owns a function.
 type Owner struct {
@@ -211,17 +211,36 @@ var (
 )
 
 var (
-	nameRE      = regexp.MustCompile(`^[a-z][a-z0-9-]{1,28}[a-z0-9]$`)
-	topicRE     = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9._~+%-]{2,254}$`)
+	nameRE      = bounded(`^[a-z][a-z0-9-]*[a-z0-9]$`, 3, 30)
+	topicRE     = bounded(`^[a-zA-Z][a-zA-Z0-9._~+%-]*$`, 3, 255)
 	identRE     = regexp.MustCompile(`^[A-Z][A-Za-z0-9_]*$`)
 	envRE       = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 	secondsRE   = regexp.MustCompile(`^([0-9]+)s$`)
-	scheduleRE  = regexp.MustCompile(`^[a-z][a-z0-9-]{0,40}$`)
+	scheduleRE  = bounded(`^[a-z][a-z0-9-]*$`, 1, 41)
 	memoryRE    = regexp.MustCompile(`^([0-9]+)(Mi|Gi)$`)
-	secretRE    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+	secretRE    = bounded(`^[A-Za-z0-9_-]+$`, 1, 255)
 	codeownerRE = regexp.MustCompile(`^@[A-Za-z0-9-]+(/[A-Za-z0-9._-]+)?$|^[^@\s]+@[^@\s]+$`)
 	reservedEnv = []string{"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION", "FUNCTION_TARGET", "FUNCTION_SIGNATURE_TYPE"}
 )
+
+// boundedRE is a name rule: a pattern of ASCII characters and a length
+// in bytes. The length is checked apart from the pattern because a
+// counted repetition ({2,254}) compiles to one copy of its class per
+// count: written that way, this package's patterns took 0.7 ms of every
+// function's start (GODEBUG=inittrace=1).
+type boundedRE struct {
+	re       *regexp.Regexp
+	min, max int
+}
+
+func bounded(pattern string, min, max int) boundedRE {
+	return boundedRE{re: regexp.MustCompile(pattern), min: min, max: max}
+}
+
+// MatchString reports whether s has an allowed length and matches.
+func (b boundedRE) MatchString(s string) bool {
+	return len(s) >= b.min && len(s) <= b.max && b.re.MatchString(s)
+}
 
 // Parse decodes one manifest, rejecting unknown keys and trailing documents.
 // It does not validate; call Validate.
