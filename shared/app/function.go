@@ -75,14 +75,6 @@ func (m Migration) apply(ctx context.Context, pool *pgxpool.Pool) error {
 	return postgres.Migrate(ctx, pool, m.Name, fsys)
 }
 
-func (m Migration) check(ctx context.Context, pool *pgxpool.Pool) error {
-	fsys, err := m.files()
-	if err != nil {
-		return err
-	}
-	return postgres.CheckMigrated(ctx, pool, m.Name, fsys)
-}
-
 // Consumer is an event function's domain function and the service it is a
 // method of: Register builds the service once per process, on the opened
 // dependencies, then serves the method. Its mode (the manifest's
