@@ -300,3 +300,17 @@ func TestGenerateRejectsCatalogueMismatch(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestSchemaOfRefusesWhatTheProgramsCannotCheck checks that a struct tag
+// emitting a keyword outside the runtime validator's subset fails the
+// generator, naming the keyword, instead of a program's start when the
+// domain package registers the committed file.
+func TestSchemaOfRefusesWhatTheProgramsCannotCheck(t *testing.T) {
+	type payload struct {
+		Code any `json:"code" jsonschema:"oneof_type=string;integer"`
+	}
+	_, err := contract.SchemaOf(reflect.TypeFor[payload](), "com.example.test.thing.coded.v1", "https://example.com/schemas/events/com.example.test.thing.coded.v1.json")
+	if err == nil || !strings.Contains(err.Error(), `"oneOf"`) || !strings.Contains(err.Error(), "not supported") {
+		t.Fatalf("err = %v, want the unsupported keyword named", err)
+	}
+}

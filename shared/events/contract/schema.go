@@ -22,6 +22,7 @@ import (
 	"github.com/invopop/jsonschema"
 
 	"example.com/platform/shared/events"
+	"example.com/platform/shared/events/internal/schemacheck"
 )
 
 // Draft is the JSON Schema dialect of every generated schema.
@@ -48,8 +49,8 @@ func Schema(ti events.TypeInfo) ([]byte, error) {
 //   - jsonschema struct tags (github.com/invopop/jsonschema) add
 //     constraints such as enum, minimum or maxLength; only those the
 //     events runtime validator supports (see events.RegisterSchema): a
-//     tag that emits another keyword, such as oneOf, gives a schema that
-//     RegisterSchema refuses.
+//     tag that emits another keyword, such as oneOf, is an error naming
+//     it.
 //
 // The output is indented JSON ending in a newline, stable for a given type.
 func SchemaOf(t reflect.Type, typ, id string) ([]byte, error) {
@@ -79,5 +80,10 @@ func schemaOf(t reflect.Type, typ, id string, comments map[string]string) ([]byt
 		return nil, fmt.Errorf("contract: schema of %s: %w", typ, err)
 	}
 	b.WriteByte('\n')
+	// Refuse here, naming the keyword, what the programs would refuse
+	// when the domain package registers the committed file.
+	if _, err := schemacheck.Compile(b.Bytes(), id); err != nil {
+		return nil, fmt.Errorf("contract: schema of %s: %w", typ, err)
+	}
 	return b.Bytes(), nil
 }
